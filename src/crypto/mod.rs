@@ -1,0 +1,99 @@
+//! Signature verification engines.
+//!
+//! Like rustls' crypto providers, a [`Backend`] is a plain set of capabilities: turn validated
+//! key material into a [`PreparedKey`] once, then verify against it on the hot path, one at a
+//! time or as a batch. One module per engine; the same test suites run against every engine.
+
+pub mod aws_lc;
+mod ed25519_batch;
+
+use crate::jose::{Algorithm, KeyMaterial, Reject};
+use std::fmt;
+
+pub use aws_lc::AwsLcBackend;
+
+/// A key ready for verification: parsed once when the key set loads, never per request.
+pub struct PreparedKey {
+    alg: Algorithm,
+    inner: Prepared,
+}
+
+/// Engine-specific prepared material. Private so that a key can only be built by a backend.
+pub(crate) enum Prepared {
+    /// An AWS-LC public key bound to one algorithm (RSA PKCS#1/PSS, ECDSA).
+    Public(aws_lc_rs::signature::ParsedPublicKey),
+    /// An HMAC key bound to one hash.
+    Hmac(aws_lc_rs::hmac::Key),
+    /// Ed25519: AWS-LC for single verifications, dalek for batches (when the encoding allows).
+    Ed25519 {
+        single: aws_lc_rs::signature::ParsedPublicKey,
+        batch: Option<ed25519_dalek::VerifyingKey>,
+    },
+}
+
+impl PreparedKey {
+    /// The one algorithm this key verifies. It comes from the key and the allow-list, never from
+    /// a token header.
+    pub fn algorithm(&self) -> Algorithm {
+        self.alg
+    }
+}
+
+impl fmt::Debug for PreparedKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PreparedKey").field("alg", &self.alg).finish_non_exhaustive()
+    }
+}
+
+/// One signature to check.
+#[derive(Debug, Clone, Copy)]
+pub struct VerifyJob<'a> {
+    /// The prepared key (its algorithm decides the scheme).
+    pub key: &'a PreparedKey,
+    /// The signed bytes (for a JWS, the signing input).
+    pub message: &'a [u8],
+    /// The signature bytes (for ECDSA, JOSE's fixed-width `r || s`).
+    pub signature: &'a [u8],
+}
+
+/// Why key material could not be prepared.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PrepareError {
+    /// The material cannot be used with this algorithm (wrong type, curve or size).
+    #[error("key material does not fit {0}")]
+    Mismatch(Algorithm),
+    /// The engine rejected the key (for EC, the point is not on the curve).
+    #[error("the {0} key was rejected by the crypto engine (invalid or not on the curve)")]
+    Rejected(Algorithm),
+    /// This engine does not implement the algorithm.
+    #[error("{0} is not supported by this engine")]
+    Unsupported(Algorithm),
+}
+
+/// A verification engine.
+pub trait Backend: Send + Sync {
+    /// A short stable name, for logs and metrics labels.
+    fn name(&self) -> &'static str;
+
+    /// Prepares key material for exactly one algorithm.
+    fn prepare(&self, material: &KeyMaterial, alg: Algorithm) -> Result<PreparedKey, PrepareError>;
+
+    /// Verifies one signature. `Err(Reject::BadSignature)` when it does not verify.
+    fn verify(&self, key: &PreparedKey, message: &[u8], signature: &[u8]) -> Result<(), Reject>;
+
+    /// Verifies many signatures; `results[i]` answers `jobs[i]`. The default is a loop; engines
+    /// with real batching override it. Every result must equal what [`Backend::verify`] gives.
+    fn verify_batch(&self, jobs: &[VerifyJob<'_>], results: &mut Vec<Result<(), Reject>>) {
+        results.clear();
+        results.extend(
+            jobs.iter()
+                .map(|job| self.verify(job.key, job.message, job.signature)),
+        );
+    }
+}
+
+/// The engine used when nothing faster is configured.
+pub fn default_backend() -> AwsLcBackend {
+    AwsLcBackend::default()
+}

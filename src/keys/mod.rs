@@ -1,0 +1,206 @@
+//! Key sets per issuer, as immutable snapshots.
+//!
+//! A [`KeySet`] is built once from a JWKS (parsed by `jose`, prepared by a crypto backend) and
+//! never mutated; a refresh builds a new one and swaps it in. Selection by `kid` and algorithm
+//! is a hash lookup.
+#![forbid(unsafe_code)]
+
+use crate::crypto::{Backend, PrepareError, PreparedKey};
+use crate::jose::{Algorithm, Header, Jwk, JwkError, Reject, parse_jwks};
+use std::collections::HashMap;
+
+/// One JWK with a prepared key for each algorithm it may verify.
+#[derive(Debug)]
+pub struct KeyEntry {
+    /// The key id, if the JWK had one.
+    pub kid: Option<String>,
+    /// Prepared keys, one per usable algorithm (usually one).
+    pub prepared: Vec<PreparedKey>,
+}
+
+impl KeyEntry {
+    fn for_algorithm(&self, alg: Algorithm) -> Option<&PreparedKey> {
+        self.prepared.iter().find(|key| key.algorithm() == alg)
+    }
+}
+
+/// A key that was not loaded, and why (for logs and `check-config`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SkipReason {
+    /// The JWK itself is unusable.
+    #[error(transparent)]
+    Jwk(#[from] JwkError),
+    /// The crypto engine refused the key.
+    #[error(transparent)]
+    Prepare(#[from] PrepareError),
+    /// None of the provider's allowed algorithms fits the key.
+    #[error("no allowed algorithm fits this key")]
+    NoAllowedAlgorithm,
+}
+
+/// A skipped key: its position in the JWKS, its `kid`, the reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SkippedKey {
+    /// Index in the JWKS `keys` array.
+    pub index: usize,
+    /// The key's `kid`, if any.
+    pub kid: Option<String>,
+    /// Why it was skipped.
+    pub reason: SkipReason,
+}
+
+/// Why a whole key set was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeySetError {
+    /// The document is not a JWKS.
+    #[error("not a JWKS: {0}")]
+    NotJwks(JwkError),
+    /// Symmetric and asymmetric keys in one set: a published set must never hold secrets, and
+    /// mixing them invites algorithm confusion.
+    #[error("the key set mixes symmetric (oct) and asymmetric keys")]
+    MixedSymmetry,
+}
+
+/// An immutable, prepared key set.
+#[derive(Debug, Default)]
+pub struct KeySet {
+    entries: Vec<KeyEntry>,
+    by_kid: HashMap<String, Vec<usize>>,
+    skipped: Vec<SkippedKey>,
+}
+
+impl KeySet {
+    /// Parses a JWKS and prepares every usable key for the `allowed` algorithms.
+    pub fn from_jwks(
+        jwks: &[u8],
+        allowed: &[Algorithm],
+        backend: &dyn Backend,
+    ) -> Result<KeySet, KeySetError> {
+        let parsed = parse_jwks(jwks).map_err(KeySetError::NotJwks)?;
+        let mut skipped: Vec<SkippedKey> = parsed
+            .skipped
+            .into_iter()
+            .map(|(index, kid, reason)| SkippedKey {
+                index,
+                kid,
+                reason: reason.into(),
+            })
+            .collect();
+        let has_symmetric = parsed.keys.iter().any(|k| k.material.is_symmetric());
+        let has_asymmetric = parsed.keys.iter().any(|k| !k.material.is_symmetric());
+        if has_symmetric && has_asymmetric {
+            return Err(KeySetError::MixedSymmetry);
+        }
+        let mut set = KeySet::default();
+        for (index, jwk) in parsed.keys.into_iter().enumerate() {
+            match prepare_entry(&jwk, allowed, backend) {
+                Ok(entry) => set.push(entry),
+                Err(reason) => skipped.push(SkippedKey {
+                    index,
+                    kid: jwk.kid,
+                    reason,
+                }),
+            }
+        }
+        skipped.sort_by_key(|s| s.index);
+        set.skipped = skipped;
+        Ok(set)
+    }
+
+    /// A key set holding one JWK (for `verdict.v1` VerifyJws and tests).
+    pub fn from_jwk(
+        jwk: &Jwk,
+        allowed: &[Algorithm],
+        backend: &dyn Backend,
+    ) -> Result<KeySet, SkipReason> {
+        let mut set = KeySet::default();
+        set.push(prepare_entry(jwk, allowed, backend)?);
+        Ok(set)
+    }
+
+    fn push(&mut self, entry: KeyEntry) {
+        if let Some(kid) = &entry.kid {
+            self.by_kid
+                .entry(kid.clone())
+                .or_default()
+                .push(self.entries.len());
+        }
+        self.entries.push(entry);
+    }
+
+    /// Number of usable keys.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// True when no key is usable: every token will be refused (fail closed).
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Keys that were not loaded, and why.
+    pub fn skipped(&self) -> &[SkippedKey] {
+        &self.skipped
+    }
+
+    /// The usable keys.
+    pub fn entries(&self) -> &[KeyEntry] {
+        &self.entries
+    }
+
+    /// Picks the key for a token header. The algorithm must already be on the allow-list; the
+    /// key must have been prepared for exactly that algorithm, so the header can never make a
+    /// key verify under another scheme.
+    pub fn select<'a>(&'a self, header: &Header) -> Result<&'a PreparedKey, Reject> {
+        if self.entries.is_empty() {
+            return Err(Reject::NoKeys);
+        }
+        let mut found: Option<&PreparedKey> = None;
+        let mut kid_known = false;
+        let mut consider = |key: Option<&'a PreparedKey>| -> Result<(), Reject> {
+            if let Some(key) = key {
+                if found.replace(key).is_some() {
+                    return Err(Reject::AmbiguousKey);
+                }
+            }
+            Ok(())
+        };
+        match &header.kid {
+            Some(kid) => {
+                for index in self.by_kid.get(kid).map(Vec::as_slice).unwrap_or(&[]) {
+                    kid_known = true;
+                    let entry = self.entries.get(*index);
+                    consider(entry.and_then(|e| e.for_algorithm(header.alg)))?;
+                }
+            }
+            None => {
+                for entry in &self.entries {
+                    consider(entry.for_algorithm(header.alg))?;
+                }
+            }
+        }
+        match found {
+            Some(key) => Ok(key),
+            None if kid_known => Err(Reject::AlgorithmNotAllowed),
+            None => Err(Reject::UnknownKey),
+        }
+    }
+}
+
+fn prepare_entry(
+    jwk: &Jwk,
+    allowed: &[Algorithm],
+    backend: &dyn Backend,
+) -> Result<KeyEntry, SkipReason> {
+    let mut prepared = Vec::new();
+    for alg in jwk.usable_algorithms(allowed) {
+        prepared.push(backend.prepare(&jwk.material, alg)?);
+    }
+    if prepared.is_empty() {
+        return Err(SkipReason::NoAllowedAlgorithm);
+    }
+    Ok(KeyEntry {
+        kid: jwk.kid.clone(),
+        prepared,
+    })
+}
