@@ -6,6 +6,12 @@
 //! - [`keys`]: prepared key sets per issuer;
 //! - [`policy`]: providers' rules and the verification pipeline.
 
+// Indexing can panic on attacker-controlled lengths: library code uses get() and iterators.
+#![cfg_attr(not(test), warn(clippy::indexing_slicing))]
+// A panic in the appliance is an outage: library code returns errors; tests may `expect`.
+#![cfg_attr(not(test), deny(clippy::expect_used, clippy::panic))]
+
+pub mod cli;
 pub mod crypto;
 pub mod jose;
 pub mod keys;

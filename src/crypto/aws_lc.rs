@@ -111,7 +111,7 @@ impl Backend for AwsLcBackend {
                 if k.len() < alg.hash_len() {
                     return Err(PrepareError::Mismatch(alg));
                 }
-                Prepared::Hmac(hmac::Key::new(hmac_alg, k))
+                Prepared::Hmac(Box::new(hmac::Key::new(hmac_alg, k)))
             }
         };
         Ok(PreparedKey { alg, inner })
@@ -125,7 +125,11 @@ impl Backend for AwsLcBackend {
             // hmac::verify compares in constant time and requires the full tag length.
             Prepared::Hmac(mac_key) => hmac::verify(mac_key, message, signature).is_ok(),
         };
-        if ok { Ok(()) } else { Err(Reject::BadSignature) }
+        if ok {
+            Ok(())
+        } else {
+            Err(Reject::BadSignature)
+        }
     }
 
     fn verify_batch(&self, jobs: &[VerifyJob<'_>], results: &mut Vec<Result<(), Reject>>) {

@@ -81,12 +81,18 @@ mod tests {
     #[test]
     fn canonical_encoding_bounds() {
         let mut p = FIELD_PRIME_LE;
-        assert!(!is_canonical_point_encoding(&p), "p itself is non-canonical");
+        assert!(
+            !is_canonical_point_encoding(&p),
+            "p itself is non-canonical"
+        );
         p[0] = 0xec;
         assert!(is_canonical_point_encoding(&p), "p - 1 is canonical");
         let mut with_sign = p;
         with_sign[31] |= 0x80;
-        assert!(is_canonical_point_encoding(&with_sign), "sign bit is ignored");
+        assert!(
+            is_canonical_point_encoding(&with_sign),
+            "sign bit is ignored"
+        );
         assert!(!is_canonical_point_encoding(&[0xff; 32]));
     }
 }

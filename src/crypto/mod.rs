@@ -23,7 +23,7 @@ pub(crate) enum Prepared {
     /// An AWS-LC public key bound to one algorithm (RSA PKCS#1/PSS, ECDSA).
     Public(aws_lc_rs::signature::ParsedPublicKey),
     /// An HMAC key bound to one hash.
-    Hmac(aws_lc_rs::hmac::Key),
+    Hmac(Box<aws_lc_rs::hmac::Key>),
     /// Ed25519: AWS-LC for single verifications, dalek for batches (when the encoding allows).
     Ed25519 {
         single: aws_lc_rs::signature::ParsedPublicKey,
@@ -41,7 +41,9 @@ impl PreparedKey {
 
 impl fmt::Debug for PreparedKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PreparedKey").field("alg", &self.alg).finish_non_exhaustive()
+        f.debug_struct("PreparedKey")
+            .field("alg", &self.alg)
+            .finish_non_exhaustive()
     }
 }
 

@@ -192,7 +192,9 @@ impl fmt::Display for Algorithm {
 
 /// Error for an unknown algorithm name.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("unknown JWS algorithm {0:?}; expected one of HS256..HS512, RS256..RS512, PS256..PS512, ES256, ES384, ES512, ES256K, EdDSA")]
+#[error(
+    "unknown JWS algorithm {0:?}; expected one of HS256..HS512, RS256..RS512, PS256..PS512, ES256, ES384, ES512, ES256K, EdDSA"
+)]
 pub struct UnknownAlgorithm(pub String);
 
 impl FromStr for Algorithm {
@@ -212,6 +214,10 @@ mod tests {
             assert_eq!(Algorithm::from_name(alg.name()), Some(alg));
         }
         assert_eq!(Algorithm::from_name("none"), None);
-        assert_eq!(Algorithm::from_name("rs256"), None, "names are case-sensitive");
+        assert_eq!(
+            Algorithm::from_name("rs256"),
+            None,
+            "names are case-sensitive"
+        );
     }
 }

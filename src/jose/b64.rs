@@ -46,7 +46,10 @@ mod tests {
         assert_eq!(decode(b"Zm8").as_deref(), Some(&b"fo"[..]));
         assert!(decode(b"Zm8=").is_none());
         assert!(decode(b"Zm 8").is_none());
-        assert!(decode(b"Zm+8").is_none(), "standard alphabet is not base64url");
+        assert!(
+            decode(b"Zm+8").is_none(),
+            "standard alphabet is not base64url"
+        );
         assert!(decode(b"Zm9").is_none(), "non-canonical trailing bits");
         assert!(decode(b"A").is_none(), "impossible length");
         for n in 0..20 {

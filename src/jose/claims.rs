@@ -128,15 +128,15 @@ impl ClaimRules {
             None if self.require_exp => return Err(Reject::MissingClaim),
             _ => {}
         }
-        if let Some(nbf) = nbf {
-            if now + leeway < nbf {
-                return Err(Reject::NotYetValid);
-            }
+        if let Some(nbf) = nbf
+            && now + leeway < nbf
+        {
+            return Err(Reject::NotYetValid);
         }
-        if let Some(iat) = iat {
-            if iat > now + leeway {
-                return Err(Reject::IssuedInFuture);
-            }
+        if let Some(iat) = iat
+            && iat > now + leeway
+        {
+            return Err(Reject::IssuedInFuture);
         }
         if let (Some(max), Some(exp)) = (self.max_lifetime_s, exp) {
             let max = max as f64;
@@ -145,10 +145,10 @@ impl ClaimRules {
                 return Err(Reject::LifetimeTooLong);
             }
         }
-        if let Some(expected) = &self.issuer {
-            if iss != Some(expected.as_str()) {
-                return Err(Reject::WrongIssuer);
-            }
+        if let Some(expected) = &self.issuer
+            && iss != Some(expected.as_str())
+        {
+            return Err(Reject::WrongIssuer);
         }
         if !self.audiences.is_empty()
             && !audiences
@@ -235,9 +235,8 @@ mod tests {
     #[test]
     fn time_rules_with_leeway() {
         let r = rules();
-        let base = |extra: &str| {
-            format!(r#"{{"iss":"https://idp.example","aud":"api://a",{extra}}}"#)
-        };
+        let base =
+            |extra: &str| format!(r#"{{"iss":"https://idp.example","aud":"api://a",{extra}}}"#);
         // exp within leeway is still accepted; at exp + leeway it is expired.
         assert_eq!(check(&r, &base(&format!(r#""exp":{}"#, NOW - 29))), Ok(()));
         assert_eq!(
@@ -245,15 +244,24 @@ mod tests {
             Err(Reject::Expired)
         );
         assert_eq!(
-            check(&r, &base(&format!(r#""exp":{},"nbf":{}"#, NOW + 99, NOW + 31))),
+            check(
+                &r,
+                &base(&format!(r#""exp":{},"nbf":{}"#, NOW + 99, NOW + 31))
+            ),
             Err(Reject::NotYetValid)
         );
         assert_eq!(
-            check(&r, &base(&format!(r#""exp":{},"nbf":{}"#, NOW + 99, NOW + 30))),
+            check(
+                &r,
+                &base(&format!(r#""exp":{},"nbf":{}"#, NOW + 99, NOW + 30))
+            ),
             Ok(())
         );
         assert_eq!(
-            check(&r, &base(&format!(r#""exp":{},"iat":{}"#, NOW + 99, NOW + 31))),
+            check(
+                &r,
+                &base(&format!(r#""exp":{},"iat":{}"#, NOW + 99, NOW + 31))
+            ),
             Err(Reject::IssuedInFuture)
         );
         assert_eq!(check(&r, &base(r#""sub":"x""#)), Err(Reject::MissingClaim));
@@ -278,31 +286,49 @@ mod tests {
         );
         assert_eq!(check(&r, &c), Err(Reject::LifetimeTooLong));
 
-        let c = format!(r#"{{"iss":"https://idp.example/","aud":"api://a","exp":{}}}"#, NOW + 9);
+        let c = format!(
+            r#"{{"iss":"https://idp.example/","aud":"api://a","exp":{}}}"#,
+            NOW + 9
+        );
         assert_eq!(check(&rules(), &c), Err(Reject::WrongIssuer));
         let c = format!(r#"{{"aud":"api://a","exp":{}}}"#, NOW + 9);
         assert_eq!(check(&rules(), &c), Err(Reject::WrongIssuer));
         let c = format!(r#"{{"iss":7,"aud":"api://a","exp":{}}}"#, NOW + 9);
         assert_eq!(check(&rules(), &c), Err(Reject::BadClaims));
 
-        let c = format!(r#"{{"iss":"https://idp.example","aud":["api://c"],"exp":{}}}"#, NOW + 9);
+        let c = format!(
+            r#"{{"iss":"https://idp.example","aud":["api://c"],"exp":{}}}"#,
+            NOW + 9
+        );
         assert_eq!(check(&rules(), &c), Err(Reject::WrongAudience));
         let c = format!(r#"{{"iss":"https://idp.example","exp":{}}}"#, NOW + 9);
         assert_eq!(check(&rules(), &c), Err(Reject::WrongAudience));
-        let c = format!(r#"{{"iss":"https://idp.example","aud":[1],"exp":{}}}"#, NOW + 9);
+        let c = format!(
+            r#"{{"iss":"https://idp.example","aud":[1],"exp":{}}}"#,
+            NOW + 9
+        );
         assert_eq!(check(&rules(), &c), Err(Reject::BadClaims));
 
         let mut r = rules();
         r.required_claims = vec!["sub".into()];
-        let c = format!(r#"{{"iss":"https://idp.example","aud":"api://a","exp":{}}}"#, NOW + 9);
+        let c = format!(
+            r#"{{"iss":"https://idp.example","aud":"api://a","exp":{}}}"#,
+            NOW + 9
+        );
         assert_eq!(check(&r, &c), Err(Reject::MissingClaim));
 
         let mut r = rules();
         r.typ = Some("at+jwt".into());
         let claims = Claims::parse(c.as_bytes()).expect("claims");
-        assert_eq!(r.check(&header(Some("JWT")), &claims, NOW), Err(Reject::WrongType));
+        assert_eq!(
+            r.check(&header(Some("JWT")), &claims, NOW),
+            Err(Reject::WrongType)
+        );
         assert_eq!(r.check(&header(None), &claims, NOW), Err(Reject::WrongType));
-        assert_eq!(r.check(&header(Some("application/AT+JWT")), &claims, NOW), Ok(()));
+        assert_eq!(
+            r.check(&header(Some("application/AT+JWT")), &claims, NOW),
+            Ok(())
+        );
     }
 
     #[test]

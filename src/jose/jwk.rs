@@ -204,10 +204,10 @@ pub fn jwk_from_members(members: &Map<String, Value>) -> Result<Jwk, JwkError> {
     let kty = string_member(members, "kty")?.ok_or(JwkError::Missing("kty"))?;
     let kid = string_member(members, "kid")?.map(str::to_owned);
 
-    if let Some(usage) = string_member(members, "use")? {
-        if usage != "sig" {
-            return Err(JwkError::NotForVerification);
-        }
+    if let Some(usage) = string_member(members, "use")?
+        && usage != "sig"
+    {
+        return Err(JwkError::NotForVerification);
     }
     if let Some(ops) = members.get("key_ops") {
         let ops = ops.as_array().ok_or(JwkError::Malformed("key_ops"))?;
@@ -254,10 +254,10 @@ pub fn jwk_from_members(members: &Map<String, Value>) -> Result<Jwk, JwkError> {
                 _ => JwkError::AlgKeyMismatch(alg),
             });
         }
-    } else if let KeyMaterial::Oct { k } = &material {
-        if k.len() < Algorithm::HS256.hash_len() {
-            return Err(JwkError::SymmetricKeyTooShort(k.len()));
-        }
+    } else if let KeyMaterial::Oct { k } = &material
+        && k.len() < Algorithm::HS256.hash_len()
+    {
+        return Err(JwkError::SymmetricKeyTooShort(k.len()));
     }
     Ok(Jwk { kid, alg, material })
 }
@@ -384,7 +384,8 @@ mod tests {
     #[test]
     fn ec_okp_oct_rules() {
         let x = b64::encode(&[1; 32]);
-        let ec = |crv: &str, x: &str| format!(r#"{{"kty":"EC","crv":"{crv}","x":"{x}","y":"{x}"}}"#);
+        let ec =
+            |crv: &str, x: &str| format!(r#"{{"kty":"EC","crv":"{crv}","x":"{x}","y":"{x}"}}"#);
         assert!(parse_jwk(ec("P-256", &x).as_bytes()).is_ok());
         assert_eq!(
             parse_jwk(ec("P-384", &x).as_bytes()),
@@ -424,7 +425,10 @@ mod tests {
         );
         let parsed = parse_jwks(doc.as_bytes()).expect("jwks");
         assert_eq!(parsed.keys.len(), 1);
-        assert_eq!(parsed.keys.first().and_then(|k| k.kid.as_deref()), Some("a"));
+        assert_eq!(
+            parsed.keys.first().and_then(|k| k.kid.as_deref()),
+            Some("a")
+        );
         assert_eq!(parsed.skipped.len(), 3);
         assert_eq!(parse_jwks(b"{}").err(), Some(JwkError::NoKeysArray));
     }

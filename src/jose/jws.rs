@@ -41,8 +41,7 @@ const UNDERSTOOD_CRIT: &[&str] = &["b64"];
 /// Header parameters registered by RFC 7515/7516/7519; RFC 7515 §4.1.11 forbids listing them in
 /// `crit`.
 const REGISTERED_HEADER_NAMES: &[&str] = &[
-    "alg", "jku", "jwk", "kid", "x5u", "x5c", "x5t", "x5t#S256", "typ", "cty", "crit", "enc",
-    "zip",
+    "alg", "jku", "jwk", "kid", "x5u", "x5c", "x5t", "x5t#S256", "typ", "cty", "crit", "enc", "zip",
 ];
 
 /// The JOSE header members the verifier uses. Members such as `jwk`, `jku` and `x5u` are
@@ -225,9 +224,15 @@ mod tests {
             (r#"{"typ":"JWT"}"#, Reject::BadHeader),
             (r#"{"alg":256}"#, Reject::BadHeader),
             (r#"{"alg":"HS256","alg":"none"}"#, Reject::DuplicateMember),
-            (r#"{"alg":"HS256","b64":false,"crit":["b64"]}"#, Reject::UnencodedPayload),
+            (
+                r#"{"alg":"HS256","b64":false,"crit":["b64"]}"#,
+                Reject::UnencodedPayload,
+            ),
             (r#"{"alg":"HS256","b64":"no"}"#, Reject::BadHeader),
-            (r#"{"alg":"HS256","crit":["exp"],"exp":1}"#, Reject::CritUnsupported),
+            (
+                r#"{"alg":"HS256","crit":["exp"],"exp":1}"#,
+                Reject::CritUnsupported,
+            ),
             (r#"{"alg":"HS256","crit":[]}"#, Reject::CritUnsupported),
             (r#"{"alg":"HS256","crit":"b64"}"#, Reject::CritUnsupported),
             (r#"{"alg":"HS256","crit":["b64"]}"#, Reject::CritUnsupported),

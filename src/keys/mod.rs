@@ -158,10 +158,10 @@ impl KeySet {
         let mut found: Option<&PreparedKey> = None;
         let mut kid_known = false;
         let mut consider = |key: Option<&'a PreparedKey>| -> Result<(), Reject> {
-            if let Some(key) = key {
-                if found.replace(key).is_some() {
-                    return Err(Reject::AmbiguousKey);
-                }
+            if let Some(key) = key
+                && found.replace(key).is_some()
+            {
+                return Err(Reject::AmbiguousKey);
             }
             Ok(())
         };
