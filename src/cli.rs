@@ -31,9 +31,50 @@ pub struct Cli {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the appliance. Without --config, starts an embedded demo (a generated issuer key,
+    /// loopback listeners) and prints a sample token and the command that checks it.
+    Serve(ServeArgs),
+    /// Validate a config file; exits non-zero with a message naming the bad key.
+    CheckConfig(CheckConfigArgs),
+    /// Send one ext_authz Check to a running verdict, as Envoy would, and print the answer.
+    /// Exit 0 allowed, 1 denied, 2 usage or connection error.
+    Authz(AuthzArgs),
     /// Verify one JWT offline against a JWKS file and print the verdict, reason and claims as
     /// JSON. Exit 0 valid, 1 invalid, 2 usage or input error.
     Verify(VerifyArgs),
+}
+
+/// Arguments of `verdict serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The TOML config file (see README). Omit it for the embedded demo.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Log format: `text` or `json` (one JSON object per line). Overrides server.log_format.
+    #[arg(long, value_name = "FORMAT")]
+    pub log_format: Option<crate::telemetry::LogFormat>,
+}
+
+/// Arguments of `verdict check-config`.
+#[derive(Debug, Args)]
+pub struct CheckConfigArgs {
+    /// The TOML config file.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+}
+
+/// Arguments of `verdict authz`.
+#[derive(Debug, Args)]
+pub struct AuthzArgs {
+    /// The verdict gRPC address.
+    #[arg(long, default_value = "127.0.0.1:9191", value_name = "HOST:PORT")]
+    pub addr: String,
+    /// The request path Envoy would report.
+    #[arg(long, default_value = "/", value_name = "PATH")]
+    pub path: String,
+    /// The token, sent as `authorization: Bearer TOKEN`; `-` reads standard input.
+    #[arg(value_name = "TOKEN|-")]
+    pub token: String,
 }
 
 /// Arguments of `verdict verify`.
@@ -67,6 +108,12 @@ pub struct VerifyArgs {
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Verify(args) => run_verify(&args),
+        Command::Serve(args) => crate::server::serve(crate::server::ServeOptions {
+            config: args.config,
+            log_format: args.log_format,
+        }),
+        Command::CheckConfig(args) => run_check_config(&args),
+        Command::Authz(args) => run_authz(&args),
     }
 }
 
@@ -81,17 +128,115 @@ fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-fn run_verify(args: &VerifyArgs) -> ExitCode {
-    let token = if args.token == "-" {
+fn read_token(arg: &str) -> Result<String, ExitCode> {
+    if arg == "-" {
         let mut input = String::new();
         if let Err(e) = std::io::stdin().read_to_string(&mut input) {
-            return usage_error(&format!("cannot read the token from standard input: {e}"));
+            return Err(usage_error(&format!(
+                "cannot read the token from standard input: {e}"
+            )));
         }
-        input
+        Ok(input.trim().to_owned())
     } else {
-        args.token.clone()
+        Ok(arg.trim().to_owned())
+    }
+}
+
+fn run_check_config(args: &CheckConfigArgs) -> ExitCode {
+    match crate::config::load(&args.file) {
+        Ok(config) => {
+            for warning in config.warnings() {
+                eprintln!("verdict: warning: {}: {warning}", args.file.display());
+            }
+            println!(
+                "{}: ok ({} provider{})",
+                args.file.display(),
+                config.providers.len(),
+                if config.providers.len() == 1 { "" } else { "s" }
+            );
+            ExitCode::SUCCESS
+        }
+        Err(error) => usage_error(&error.to_string()),
+    }
+}
+
+fn run_authz(args: &AuthzArgs) -> ExitCode {
+    use envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
+    use envoy_types::pb::envoy::service::auth::v3::check_response::HttpResponse;
+    use envoy_types::pb::envoy::service::auth::v3::{
+        AttributeContext, CheckRequest, attribute_context,
     };
-    let token = token.trim();
+    let token = match read_token(&args.token) {
+        Ok(token) => token,
+        Err(code) => return code,
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => return usage_error(&format!("cannot start a runtime: {e}")),
+    };
+    let endpoint = format!("http://{}", args.addr);
+    let request = CheckRequest {
+        attributes: Some(AttributeContext {
+            request: Some(attribute_context::Request {
+                http: Some(attribute_context::HttpRequest {
+                    method: "GET".into(),
+                    path: args.path.clone(),
+                    headers: [("authorization".to_owned(), format!("Bearer {token}"))]
+                        .into_iter()
+                        .collect(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+    };
+    let answer = runtime.block_on(async {
+        let mut client = AuthorizationClient::connect(endpoint.clone()).await?;
+        let response = client.check(request).await?;
+        Ok::<_, Box<dyn std::error::Error>>(response.into_inner())
+    });
+    let response = match answer {
+        Ok(response) => response,
+        Err(e) => return usage_error(&format!("check against {endpoint} failed: {e}")),
+    };
+    let code = response.status.as_ref().map_or(-1, |s| s.code);
+    let (verdict, http_status, headers) = match &response.http_response {
+        Some(HttpResponse::OkResponse(ok)) => ("allowed", 200, ok.headers.clone()),
+        Some(HttpResponse::DeniedResponse(denied)) => (
+            "denied",
+            denied.status.as_ref().map_or(0, |s| s.code),
+            denied.headers.clone(),
+        ),
+        _ => ("denied", 0, Vec::new()),
+    };
+    let headers: serde_json::Map<String, Value> = headers
+        .iter()
+        .filter_map(|h| h.header.as_ref())
+        .map(|h| (h.key.clone(), Value::String(h.value.clone())))
+        .collect();
+    let report = json!({
+        "verdict": verdict,
+        "grpc_code": code,
+        "http_status": http_status,
+        "headers": headers,
+    });
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&report).unwrap_or_default()
+    );
+    ExitCode::from(if code == 0 { EXIT_VALID } else { EXIT_INVALID })
+}
+
+fn run_verify(args: &VerifyArgs) -> ExitCode {
+    let token = match read_token(&args.token) {
+        Ok(token) => token,
+        Err(code) => return code,
+    };
+    let token = token.as_str();
     if token.is_empty() {
         return usage_error("no token given (pass it as an argument or `-` for standard input)");
     }

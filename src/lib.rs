@@ -12,7 +12,12 @@
 #![cfg_attr(not(test), deny(clippy::expect_used, clippy::panic))]
 
 pub mod cli;
+pub mod config;
 pub mod crypto;
 pub mod jose;
 pub mod keys;
 pub mod policy;
+pub mod rpc;
+pub mod runtime;
+pub mod server;
+pub mod telemetry;

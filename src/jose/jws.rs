@@ -173,6 +173,33 @@ pub fn parse_header(bytes: &[u8]) -> Result<Header, Reject> {
     })
 }
 
+/// Reads the unverified `iss` of a compact JWS, only to choose which provider's keys and rules
+/// apply (as Envoy's jwt_authn does). The same caps apply; nothing else in the payload is used
+/// before the signature verifies.
+pub fn peek_issuer(token: &[u8], limits: &Limits) -> Result<Option<String>, Reject> {
+    if token.len() > limits.max_token_bytes {
+        return Err(Reject::TokenTooLarge);
+    }
+    let mut parts = token.split(|b| *b == b'.');
+    let payload_b64 = match (parts.next(), parts.next()) {
+        (Some(_), Some(payload)) => payload,
+        _ => return Err(Reject::Malformed),
+    };
+    if b64::decoded_len(payload_b64.len()) > limits.max_payload_bytes {
+        return Err(Reject::PayloadTooLarge);
+    }
+    let payload = b64::decode(payload_b64).ok_or(Reject::BadBase64)?;
+    let members = parse_object(&payload).map_err(|e| match e {
+        StrictJsonError::DuplicateMember => Reject::DuplicateMember,
+        StrictJsonError::Invalid => Reject::BadClaims,
+    })?;
+    match members.get("iss") {
+        None => Ok(None),
+        Some(Value::String(iss)) => Ok(Some(iss.clone())),
+        Some(_) => Err(Reject::BadClaims),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,6 +6,13 @@
 //! the signature checks of many requests into one batch between the two halves.
 #![forbid(unsafe_code)]
 
+pub mod provider;
+
+pub use provider::{
+    Allowed, CredentialSource, Decision, Denied, Failed, Judged, Provider, Providers, RequestView,
+    Selector, decide, judge, judge_batch,
+};
+
 use crate::crypto::{Backend, PreparedKey, VerifyJob};
 use crate::jose::{Algorithm, ClaimRules, Claims, CompactJws, Header, Limits, Reject};
 use crate::keys::KeySet;

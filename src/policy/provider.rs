@@ -1,0 +1,521 @@
+//! Providers (an issuer, its keys and rules), credential extraction and the allow/deny
+//! decision for one request. Pure: keys, the engine and `now` are given.
+
+use super::{TokenPolicy, begin};
+use crate::crypto::Backend;
+use crate::jose::{Algorithm, Reject, peek_issuer};
+use crate::keys::KeySet;
+use serde_json::{Map, Value};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Where a provider looks for its credential in a request.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CredentialSource {
+    /// Header name, lowercase (default `authorization`).
+    pub header: String,
+    /// Auth scheme before the token (default `Bearer`, compared case-insensitively); empty means
+    /// the whole header value is the token.
+    pub scheme: String,
+    /// Cookie name to read the token from, if any.
+    pub cookie: Option<String>,
+    /// Query parameter to read the token from, if any.
+    pub query: Option<String>,
+}
+
+impl Default for CredentialSource {
+    fn default() -> Self {
+        CredentialSource {
+            header: "authorization".into(),
+            scheme: "Bearer".into(),
+            cookie: None,
+            query: None,
+        }
+    }
+}
+
+/// The parts of an HTTP request the decision reads.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestView<'a> {
+    /// Request headers with lowercase names.
+    pub headers: &'a HashMap<String, String>,
+    /// The request path, possibly with a query string.
+    pub path: &'a str,
+}
+
+impl CredentialSource {
+    /// Finds the token in a request: the header first, then the cookie, then the query.
+    pub fn extract<'a>(&self, request: &RequestView<'a>) -> Option<&'a str> {
+        if let Some(value) = request.headers.get(&self.header) {
+            if let Some(token) = strip_scheme(value, &self.scheme) {
+                return Some(token);
+            }
+        }
+        if let Some(cookie_name) = &self.cookie {
+            if let Some(token) = request
+                .headers
+                .get("cookie")
+                .and_then(|cookies| find_cookie(cookies, cookie_name))
+            {
+                return Some(token);
+            }
+        }
+        if let Some(param) = &self.query {
+            let query = request.path.split_once('?').map(|(_, q)| q).unwrap_or("");
+            return query.split('&').find_map(|pair| {
+                let (name, value) = pair.split_once('=')?;
+                (name == param && !value.is_empty()).then_some(value)
+            });
+        }
+        None
+    }
+}
+
+/// `Bearer <token>` → `<token>`; scheme compared case-insensitively (RFC 7235 §2.1).
+fn strip_scheme<'a>(value: &'a str, scheme: &str) -> Option<&'a str> {
+    let value = value.trim();
+    if scheme.is_empty() {
+        return (!value.is_empty()).then_some(value);
+    }
+    let head = value.get(..scheme.len())?;
+    let rest = value.get(scheme.len()..)?;
+    if !head.eq_ignore_ascii_case(scheme) || !rest.starts_with([' ', '\t']) {
+        return None;
+    }
+    let token = rest.trim_start_matches([' ', '\t']);
+    (!token.is_empty()).then_some(token)
+}
+
+fn find_cookie<'a>(cookies: &'a str, name: &str) -> Option<&'a str> {
+    cookies.split(';').find_map(|pair| {
+        let (k, v) = pair.trim().split_once('=')?;
+        (k == name && !v.is_empty()).then_some(v.trim_matches('"'))
+    })
+}
+
+/// One configured issuer with its keys and rules.
+#[derive(Debug)]
+pub struct Provider {
+    /// The provider's configured name (metrics label).
+    pub name: String,
+    /// Algorithms, claim rules and caps.
+    pub policy: TokenPolicy,
+    /// The current key set snapshot.
+    pub keys: Arc<KeySet>,
+    /// When the key set was loaded (Unix seconds).
+    pub keys_loaded_at: u64,
+    /// Claim name → request header name added upstream on allow.
+    pub claims_to_headers: Vec<(String, String)>,
+    /// Scopes that must all be granted (`scope` string or `scp` array), else 403.
+    pub required_scopes: Vec<String>,
+    /// Where the credential is found.
+    pub source: CredentialSource,
+}
+
+/// An immutable set of providers, selected by `iss` with one hash lookup.
+#[derive(Debug, Default)]
+pub struct Providers {
+    list: Vec<Provider>,
+    by_issuer: HashMap<String, usize>,
+    sources: Vec<CredentialSource>,
+}
+
+impl Providers {
+    /// Builds the set; issuers must be unique (config validation guarantees it).
+    pub fn new(list: Vec<Provider>) -> Providers {
+        let mut by_issuer = HashMap::with_capacity(list.len());
+        let mut sources: Vec<CredentialSource> = Vec::new();
+        for (index, provider) in list.iter().enumerate() {
+            if let Some(issuer) = &provider.policy.rules.issuer {
+                by_issuer.insert(issuer.clone(), index);
+            }
+            if !sources.contains(&provider.source) {
+                sources.push(provider.source.clone());
+            }
+        }
+        Providers {
+            list,
+            by_issuer,
+            sources,
+        }
+    }
+
+    /// The providers, in configuration order.
+    pub fn list(&self) -> &[Provider] {
+        &self.list
+    }
+
+    /// The provider for an issuer.
+    pub fn by_issuer(&self, issuer: &str) -> Option<&Provider> {
+        self.by_issuer
+            .get(issuer)
+            .and_then(|index| self.list.get(*index))
+    }
+}
+
+/// An allowed request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Allowed {
+    /// The provider that verified the token.
+    pub provider: String,
+    /// The token's algorithm.
+    pub alg: Algorithm,
+    /// Headers to set upstream (claims rendered).
+    pub headers: Vec<(String, String)>,
+    /// Configured claim headers this request did not get (to be removed upstream so a client
+    /// cannot supply them itself).
+    pub headers_to_remove: Vec<String>,
+    /// The verified claims.
+    pub claims: Map<String, Value>,
+    /// `exp`, when present (bounds caching).
+    pub expires_at: Option<u64>,
+}
+
+/// A denied request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Denied {
+    /// Why.
+    pub reason: Reject,
+    /// The algorithm, when the header was readable.
+    pub alg: Option<Algorithm>,
+}
+
+/// The answer for one request; the provider name is reported for allow and deny alike.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decision {
+    /// Let the request through.
+    Allow(Allowed),
+    /// Refuse it; the `Option<String>` is the provider, when one was selected.
+    Deny(Denied, Option<String>),
+}
+
+/// A token that passed every check, with the provider that judged it.
+#[derive(Debug, Clone)]
+pub struct Judged<'p> {
+    /// The provider.
+    pub provider: &'p Provider,
+    /// The token's algorithm.
+    pub alg: Algorithm,
+    /// The verified claims.
+    pub claims: crate::jose::Claims,
+}
+
+/// Why a token failed, with what was known when it failed.
+#[derive(Debug, Clone, Copy)]
+pub struct Failed<'p> {
+    /// The reason.
+    pub reason: Reject,
+    /// The provider, when one was selected.
+    pub provider: Option<&'p Provider>,
+    /// The algorithm, when the header was readable.
+    pub alg: Option<Algorithm>,
+}
+
+/// How a token's provider is chosen.
+#[derive(Debug, Clone, Copy)]
+pub enum Selector<'a> {
+    /// By the token's `iss`, among providers reading credentials from this source.
+    Issuer(Option<&'a CredentialSource>),
+    /// By configured name.
+    Name(&'a str),
+}
+
+impl Providers {
+    fn select(&self, token: &str, selector: Selector<'_>) -> Result<&Provider, Reject> {
+        match selector {
+            Selector::Name(name) => self
+                .list
+                .iter()
+                .find(|p| p.name == name)
+                .ok_or(Reject::WrongIssuer),
+            Selector::Issuer(source) => {
+                if let ([only], None) | ([only], Some(_)) = (self.list.as_slice(), source) {
+                    return Ok(only);
+                }
+                let limits = self
+                    .list
+                    .first()
+                    .map(|p| p.policy.limits)
+                    .unwrap_or_default();
+                let issuer = peek_issuer(token.as_bytes(), &limits)?.ok_or(Reject::WrongIssuer)?;
+                match self.by_issuer(&issuer) {
+                    Some(p) if source.is_none_or(|s| *s == p.source) => Ok(p),
+                    _ => Err(Reject::WrongIssuer),
+                }
+            }
+        }
+    }
+}
+
+/// Judges many tokens at once: headers parsed and keys chosen for all, then every signature
+/// checked in one [`Backend::verify_batch`] call, then claims and scopes. `results[i]` answers
+/// `tokens[i]`.
+pub fn judge_batch<'p>(
+    tokens: &[(&str, Selector<'_>)],
+    providers: &'p Providers,
+    backend: &dyn Backend,
+    now: u64,
+) -> Vec<Result<Judged<'p>, Failed<'p>>> {
+    let mut results: Vec<Result<Judged<'p>, Failed<'p>>> = Vec::with_capacity(tokens.len());
+    let mut pending = Vec::with_capacity(tokens.len());
+    for (index, (token, selector)) in tokens.iter().enumerate() {
+        let failed = |reason, provider| Failed {
+            reason,
+            provider,
+            alg: None,
+        };
+        let provider = match providers.select(token, *selector) {
+            Ok(p) => p,
+            Err(reason) => {
+                results.push(Err(failed(reason, None)));
+                continue;
+            }
+        };
+        match begin(token.as_bytes(), &provider.policy, &provider.keys) {
+            Ok(p) => {
+                // Placeholder until the batch answers; overwritten below.
+                results.push(Err(failed(Reject::BadSignature, Some(provider))));
+                pending.push((index, provider, p));
+            }
+            Err(reason) => results.push(Err(failed(reason, Some(provider)))),
+        }
+    }
+    let jobs: Vec<_> = pending.iter().map(|(_, _, p)| p.job()).collect();
+    let mut signatures = Vec::with_capacity(jobs.len());
+    backend.verify_batch(&jobs, &mut signatures);
+    drop(jobs);
+    for ((index, provider, pending), signature) in pending.into_iter().zip(signatures) {
+        let alg = pending.header().alg;
+        let outcome = pending
+            .finish(signature, &provider.policy.rules, now)
+            .and_then(|verified| {
+                if has_scopes(verified.claims.members(), &provider.required_scopes) {
+                    Ok(Judged {
+                        provider,
+                        alg,
+                        claims: verified.claims,
+                    })
+                } else {
+                    Err(Reject::InsufficientScope)
+                }
+            })
+            .map_err(|reason| Failed {
+                reason,
+                provider: Some(provider),
+                alg: Some(alg),
+            });
+        if let Some(slot) = results.get_mut(index) {
+            *slot = outcome;
+        }
+    }
+    results
+}
+
+/// Judges one token (see [`judge_batch`]).
+pub fn judge<'p>(
+    token: &str,
+    selector: Selector<'_>,
+    providers: &'p Providers,
+    backend: &dyn Backend,
+    now: u64,
+) -> Result<Judged<'p>, Failed<'p>> {
+    let provider = providers.select(token, selector).map_err(|reason| Failed {
+        reason,
+        provider: None,
+        alg: None,
+    })?;
+    let failed = |reason, alg| Failed {
+        reason,
+        provider: Some(provider),
+        alg,
+    };
+    let pending =
+        begin(token.as_bytes(), &provider.policy, &provider.keys).map_err(|r| failed(r, None))?;
+    let alg = pending.header().alg;
+    let job = pending.job();
+    let signature = backend.verify(job.key, job.message, job.signature);
+    let verified = pending
+        .finish(signature, &provider.policy.rules, now)
+        .map_err(|r| failed(r, Some(alg)))?;
+    if !has_scopes(verified.claims.members(), &provider.required_scopes) {
+        return Err(failed(Reject::InsufficientScope, Some(alg)));
+    }
+    Ok(Judged {
+        provider,
+        alg,
+        claims: verified.claims,
+    })
+}
+
+/// Decides one request: extract the credential, select the provider by `iss`, verify, check
+/// scopes, render claim headers.
+pub fn decide(
+    request: &RequestView<'_>,
+    providers: &Providers,
+    backend: &dyn Backend,
+    now: u64,
+) -> Decision {
+    let Some((token, source)) = providers
+        .sources
+        .iter()
+        .find_map(|source| source.extract(request).map(|t| (t, source)))
+    else {
+        return Decision::Deny(
+            Denied {
+                reason: Reject::MissingCredential,
+                alg: None,
+            },
+            None,
+        );
+    };
+    match judge(
+        token,
+        Selector::Issuer(Some(source)),
+        providers,
+        backend,
+        now,
+    ) {
+        Ok(judged) => {
+            let provider = judged.provider;
+            let expires_at = judged.claims.expires_at();
+            let claims = judged.claims.into_members();
+            let mut headers = Vec::with_capacity(provider.claims_to_headers.len());
+            let mut headers_to_remove = Vec::new();
+            for (claim, header) in &provider.claims_to_headers {
+                match claims.get(claim).and_then(render_header_value) {
+                    Some(value) => headers.push((header.clone(), value)),
+                    None => headers_to_remove.push(header.clone()),
+                }
+            }
+            Decision::Allow(Allowed {
+                provider: provider.name.clone(),
+                alg: judged.alg,
+                headers,
+                headers_to_remove,
+                claims,
+                expires_at,
+            })
+        }
+        Err(failed) => Decision::Deny(
+            Denied {
+                reason: failed.reason,
+                alg: failed.alg,
+            },
+            failed.provider.map(|p| p.name.clone()),
+        ),
+    }
+}
+
+/// Whether every required scope is granted by `scope` (space-separated) or `scp` (array).
+fn has_scopes(claims: &Map<String, Value>, required: &[String]) -> bool {
+    if required.is_empty() {
+        return true;
+    }
+    let mut granted: Vec<&str> = Vec::new();
+    if let Some(Value::String(scope)) = claims.get("scope") {
+        granted.extend(scope.split(' ').filter(|s| !s.is_empty()));
+    }
+    if let Some(Value::Array(scp)) = claims.get("scp") {
+        granted.extend(scp.iter().filter_map(Value::as_str));
+    }
+    if let Some(Value::String(scp)) = claims.get("scp") {
+        granted.extend(scp.split(' ').filter(|s| !s.is_empty()));
+    }
+    required.iter().all(|want| granted.contains(&want.as_str()))
+}
+
+/// A claim as a header value: strings as-is, numbers and booleans as text, arrays of strings
+/// comma-joined, objects as JSON. Control characters are dropped so a claim can never inject
+/// a header line.
+fn render_header_value(value: &Value) -> Option<String> {
+    let text = match value {
+        Value::Null => return None,
+        Value::String(s) => s.clone(),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => n.to_string(),
+        Value::Array(items) if items.iter().all(Value::is_string) => items
+            .iter()
+            .filter_map(Value::as_str)
+            .collect::<Vec<_>>()
+            .join(","),
+        other => other.to_string(),
+    };
+    Some(text.chars().filter(|c| !c.is_control()).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn bearer_scheme_is_case_insensitive_and_strict() {
+        let source = CredentialSource::default();
+        for (value, want) in [
+            ("Bearer abc", Some("abc")),
+            ("bearer   abc", Some("abc")),
+            ("BEARER\tabc", Some("abc")),
+            ("Bearerabc", None),
+            ("Basic abc", None),
+            ("Bearer ", None),
+            ("", None),
+        ] {
+            let h = headers(&[("authorization", value)]);
+            let view = RequestView {
+                headers: &h,
+                path: "/",
+            };
+            assert_eq!(source.extract(&view), want, "{value:?}");
+        }
+    }
+
+    #[test]
+    fn cookie_and_query_sources() {
+        let source = CredentialSource {
+            header: "x-token".into(),
+            scheme: String::new(),
+            cookie: Some("session".into()),
+            query: Some("access_token".into()),
+        };
+        let h = headers(&[("cookie", "a=1; session=tok.en.x; b=2")]);
+        let view = RequestView {
+            headers: &h,
+            path: "/",
+        };
+        assert_eq!(source.extract(&view), Some("tok.en.x"));
+        let h = headers(&[]);
+        let view = RequestView {
+            headers: &h,
+            path: "/p?x=1&access_token=q.r.s",
+        };
+        assert_eq!(source.extract(&view), Some("q.r.s"));
+        let h = headers(&[("x-token", "raw.tok.en")]);
+        let view = RequestView {
+            headers: &h,
+            path: "/",
+        };
+        assert_eq!(source.extract(&view), Some("raw.tok.en"));
+    }
+
+    #[test]
+    fn scopes_and_header_rendering() {
+        let claims: Map<String, Value> = serde_json::from_str(
+            r#"{"scope":"a b","scp":["c"],"n":5,"arr":["x","y"],"evil":"v\r\nx-admin: 1"}"#,
+        )
+        .expect("json");
+        assert!(has_scopes(&claims, &["a".into(), "c".into()]));
+        assert!(!has_scopes(&claims, &["d".into()]));
+        assert_eq!(render_header_value(&claims["n"]).as_deref(), Some("5"));
+        assert_eq!(render_header_value(&claims["arr"]).as_deref(), Some("x,y"));
+        assert_eq!(
+            render_header_value(&claims["evil"]).as_deref(),
+            Some("vx-admin: 1")
+        );
+    }
+}

@@ -1,0 +1,152 @@
+//! `verdict.v1.Verifier`: Verify, VerifyBatch (signatures checked as one batch) and VerifyJws.
+
+use super::ServiceState;
+use super::proto::verifier_server::Verifier;
+use super::proto::{
+    Verdict, VerifyBatchRequest, VerifyBatchResponse, VerifyJwsRequest, VerifyJwsResponse,
+    VerifyRequest, VerifyResponse,
+};
+use crate::jose::{Algorithm, Limits, Reject, parse_jwk};
+use crate::keys::KeySet;
+use crate::policy::{Failed, Judged, Selector, judge_batch, verify_jws};
+use serde_json::Value;
+use tonic::{Request, Response, Status};
+
+/// Largest batch accepted in one VerifyBatch call.
+pub const MAX_BATCH: usize = 1024;
+
+/// The `verdict.v1` service.
+#[derive(Debug, Clone)]
+pub struct VerifierService {
+    state: ServiceState,
+}
+
+impl VerifierService {
+    /// A service reading the shared state.
+    pub fn new(state: ServiceState) -> Self {
+        VerifierService { state }
+    }
+
+    fn judge_all(&self, requests: &[VerifyRequest]) -> Vec<VerifyResponse> {
+        let providers = self.state.providers.load();
+        let tokens: Vec<(&str, Selector<'_>)> = requests
+            .iter()
+            .map(|r| {
+                let selector = if r.provider.is_empty() {
+                    Selector::Issuer(None)
+                } else {
+                    Selector::Name(&r.provider)
+                };
+                (r.token.as_str(), selector)
+            })
+            .collect();
+        judge_batch(
+            &tokens,
+            &providers,
+            &*self.state.backend,
+            (self.state.clock)(),
+        )
+        .into_iter()
+        .map(to_response)
+        .collect()
+    }
+}
+
+fn to_response(result: Result<Judged<'_>, Failed<'_>>) -> VerifyResponse {
+    match result {
+        Ok(judged) => VerifyResponse {
+            verdict: Verdict::Valid as i32,
+            reason: String::new(),
+            provider: judged.provider.name.clone(),
+            alg: judged.alg.name().into(),
+            claims_json: Value::Object(judged.claims.into_members()).to_string(),
+        },
+        Err(failed) => VerifyResponse {
+            verdict: Verdict::Invalid as i32,
+            reason: failed.reason.code().into(),
+            provider: failed.provider.map(|p| p.name.clone()).unwrap_or_default(),
+            alg: failed.alg.map(|a| a.name().to_owned()).unwrap_or_default(),
+            claims_json: String::new(),
+        },
+    }
+}
+
+fn invalid_jws(reason: Reject) -> VerifyJwsResponse {
+    VerifyJwsResponse {
+        verdict: Verdict::Invalid as i32,
+        reason: reason.code().into(),
+        ..Default::default()
+    }
+}
+
+#[tonic::async_trait]
+impl Verifier for VerifierService {
+    async fn verify(
+        &self,
+        request: Request<VerifyRequest>,
+    ) -> Result<Response<VerifyResponse>, Status> {
+        let mut responses = self.judge_all(std::slice::from_ref(request.get_ref()));
+        responses
+            .pop()
+            .map(Response::new)
+            .ok_or_else(|| Status::internal("no verdict produced"))
+    }
+
+    async fn verify_batch(
+        &self,
+        request: Request<VerifyBatchRequest>,
+    ) -> Result<Response<VerifyBatchResponse>, Status> {
+        let requests = &request.get_ref().requests;
+        if requests.len() > MAX_BATCH {
+            return Err(Status::invalid_argument(format!(
+                "a batch holds at most {MAX_BATCH} tokens, got {}",
+                requests.len()
+            )));
+        }
+        Ok(Response::new(VerifyBatchResponse {
+            responses: self.judge_all(requests),
+        }))
+    }
+
+    async fn verify_jws(
+        &self,
+        request: Request<VerifyJwsRequest>,
+    ) -> Result<Response<VerifyJwsResponse>, Status> {
+        let request = request.get_ref();
+        let algorithms: Vec<Algorithm> = if request.algorithms.is_empty() {
+            Algorithm::ALL
+                .into_iter()
+                .filter(|a| !a.is_symmetric())
+                .collect()
+        } else {
+            request
+                .algorithms
+                .iter()
+                .map(|name| name.parse::<Algorithm>())
+                .collect::<Result<_, _>>()
+                .map_err(|e| Status::invalid_argument(e.to_string()))?
+        };
+        let jwk = parse_jwk(request.jwk.as_bytes())
+            .map_err(|e| Status::invalid_argument(format!("jwk: {e}")))?;
+        let keys = match KeySet::from_jwk(&jwk, &algorithms, &*self.state.backend) {
+            Ok(keys) => keys,
+            Err(_) => return Ok(Response::new(invalid_jws(Reject::AlgorithmNotAllowed))),
+        };
+        let answer = match verify_jws(
+            request.jws.as_bytes(),
+            &algorithms,
+            &Limits::default(),
+            &keys,
+            &*self.state.backend,
+        ) {
+            Ok((header, payload)) => VerifyJwsResponse {
+                verdict: Verdict::Valid as i32,
+                reason: String::new(),
+                alg: header.alg.name().into(),
+                payload,
+            },
+            Err(reason) => invalid_jws(reason),
+        };
+        Ok(Response::new(answer))
+    }
+}

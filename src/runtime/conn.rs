@@ -1,0 +1,86 @@
+//! An accepted connection that tells the balancer when it closes.
+
+use super::balance::Loads;
+use crate::telemetry::names;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tonic::transport::server::{Connected, TcpConnectInfo};
+
+/// A TCP stream counted on its worker until dropped.
+#[derive(Debug)]
+pub struct CountedStream {
+    inner: TcpStream,
+    worker: usize,
+    loads: Arc<Loads>,
+}
+
+impl CountedStream {
+    /// Wraps a stream already counted on `worker` by [`Loads::assign`].
+    pub fn new(inner: TcpStream, worker: usize, loads: Arc<Loads>) -> Self {
+        publish(worker, &loads);
+        CountedStream {
+            inner,
+            worker,
+            loads,
+        }
+    }
+}
+
+fn publish(worker: usize, loads: &Loads) {
+    metrics::gauge!(names::WORKER_CONNECTIONS, names::labels::WORKER => worker.to_string())
+        .set(loads.open(worker) as f64);
+}
+
+impl Drop for CountedStream {
+    fn drop(&mut self) {
+        self.loads.release(self.worker);
+        publish(self.worker, &self.loads);
+    }
+}
+
+impl Connected for CountedStream {
+    type ConnectInfo = TcpConnectInfo;
+    fn connect_info(&self) -> Self::ConnectInfo {
+        self.inner.connect_info()
+    }
+}
+
+impl AsyncRead for CountedStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for CountedStream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}

@@ -1,0 +1,433 @@
+//! `verdict serve`: wires configuration, key sets, the gRPC services, the thread-per-core
+//! runtime and the admin listener together, and handles signals (SIGHUP reload, SIGTERM/SIGINT
+//! graceful shutdown).
+#![forbid(unsafe_code)]
+
+use crate::config::{self, Config, KeySource, ProviderConfig};
+use crate::crypto::{Backend, default_backend};
+use crate::jose::b64;
+use crate::keys::KeySet;
+use crate::policy::{CredentialSource, Provider, Providers};
+use crate::rpc::ext_authz::ExtAuthz;
+use crate::rpc::proto::verifier_server::VerifierServer;
+use crate::rpc::verifier::VerifierService;
+use crate::rpc::{ServiceState, observe, system_clock};
+use crate::runtime::{self, RuntimeOptions, ServeFn};
+use crate::telemetry::{self, ProviderReadiness, Readiness, Telemetry, names};
+use arc_swap::ArcSwap;
+use envoy_types::pb::envoy::service::auth::v3::authorization_server::AuthorizationServer;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Exit status when the server cannot start (bad config, port in use).
+pub const EXIT_START_FAILURE: u8 = 1;
+
+/// How `serve` was asked to run.
+#[derive(Debug, Clone, Default)]
+pub struct ServeOptions {
+    /// The config file; `None` starts the embedded demo.
+    pub config: Option<PathBuf>,
+    /// Overrides `server.log_format`.
+    pub log_format: Option<telemetry::LogFormat>,
+}
+
+/// The demo issuer's key, generated at start; only the public half leaves this process.
+struct Demo {
+    token: String,
+}
+
+/// Runs the appliance until SIGTERM/SIGINT.
+pub fn serve(options: ServeOptions) -> ExitCode {
+    let (config, demo) = match &options.config {
+        Some(path) => match config::load(path) {
+            Ok(config) => (config, None),
+            Err(error) => {
+                eprintln!("verdict: {error}");
+                return ExitCode::from(crate::cli::EXIT_USAGE);
+            }
+        },
+        None => match demo_config() {
+            Ok((config, demo)) => (config, Some(demo)),
+            Err(error) => {
+                eprintln!("verdict: cannot set up the demo: {error}");
+                return ExitCode::from(EXIT_START_FAILURE);
+            }
+        },
+    };
+    let log_format = options
+        .log_format
+        .unwrap_or(match config.server.log_format {
+            config::LogFormat::Text => telemetry::LogFormat::Text,
+            config::LogFormat::Json => telemetry::LogFormat::Json,
+        });
+    telemetry::init_logging(log_format);
+    for warning in config.warnings() {
+        tracing::warn!(%warning, "config");
+    }
+    let telemetry = match Telemetry::install() {
+        Ok(t) => t,
+        Err(error) => {
+            eprintln!("verdict: {error}");
+            return ExitCode::from(EXIT_START_FAILURE);
+        }
+    };
+    let backend: Arc<dyn Backend> = Arc::new(default_backend());
+    let providers = build_providers(&config, &*backend);
+    let state = ServiceState {
+        providers: Arc::new(ArcSwap::from_pointee(providers)),
+        backend,
+        clock: system_clock,
+    };
+    match run(config, options.config, state, telemetry, demo) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            tracing::error!("{message}");
+            eprintln!("verdict: {message}");
+            ExitCode::from(EXIT_START_FAILURE)
+        }
+    }
+}
+
+fn run(
+    config: Config,
+    config_path: Option<PathBuf>,
+    state: ServiceState,
+    telemetry: Arc<Telemetry>,
+    demo: Option<Demo>,
+) -> Result<(), String> {
+    let grpc_listener = std::net::TcpListener::bind(config.server.grpc_listen).map_err(|e| {
+        format!(
+            "server.grpc_listen: cannot listen on {}: {e}",
+            config.server.grpc_listen
+        )
+    })?;
+    let admin_listener = std::net::TcpListener::bind(config.server.admin_listen).map_err(|e| {
+        format!(
+            "server.admin_listen: cannot listen on {}: {e}",
+            config.server.admin_listen
+        )
+    })?;
+    let grpc_addr = grpc_listener.local_addr().map_err(|e| e.to_string())?;
+    let admin_addr = admin_listener.local_addr().map_err(|e| e.to_string())?;
+
+    let control = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot build the control runtime: {e}"))?;
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    control.block_on(async {
+        health_reporter
+            .set_serving::<AuthorizationServer<ExtAuthz>>()
+            .await;
+        health_reporter
+            .set_serving::<VerifierServer<VerifierService>>()
+            .await;
+    });
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(crate::rpc::proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|e| format!("cannot build reflection: {e}"))?;
+
+    let max_age = config.server.max_connection_age_s;
+    let serve_state = state.clone();
+    let serve_telemetry = Arc::clone(&telemetry);
+    let serve: ServeFn = Arc::new(move |ctx, incoming, shutdown| {
+        observe::install_latency_recorder(serve_telemetry.latency_recorder(ctx.index));
+        let mut builder = tonic::transport::Server::builder()
+            .accept_http1(false)
+            .http2_keepalive_interval(Some(Duration::from_secs(30)));
+        if max_age > 0 {
+            builder = builder
+                .max_connection_age(Duration::from_secs(max_age))
+                .max_connection_age_grace(Duration::from_secs(10));
+        }
+        let router = builder
+            .add_service(AuthorizationServer::new(ExtAuthz::new(serve_state.clone())))
+            .add_service(VerifierServer::new(VerifierService::new(
+                serve_state.clone(),
+            )))
+            .add_service(health_service.clone())
+            .add_service(reflection.clone());
+        Box::pin(async move {
+            if let Err(error) = router
+                .serve_with_incoming_shutdown(incoming, shutdown)
+                .await
+            {
+                tracing::error!(worker = ctx.index, %error, "worker stopped with an error");
+            }
+        })
+    });
+    let running = runtime::start(
+        RuntimeOptions {
+            workers: config.server.workers,
+            io_uring: config.server.io_uring,
+            max_connections: config.server.max_connections,
+        },
+        grpc_listener,
+        serve,
+    )
+    .map_err(|e| format!("cannot start workers: {e}"))?;
+
+    // The admin listener runs on the control runtime: it never competes with check traffic.
+    let readiness_state = state.clone();
+    let readiness: Arc<dyn Fn() -> Readiness + Send + Sync> =
+        Arc::new(move || readiness_of(&readiness_state.providers.load(), system_clock()));
+    let router = telemetry::admin_router(Arc::clone(&telemetry), readiness);
+    let (admin_stop_tx, admin_stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let admin_task = control.block_on(async {
+        admin_listener.set_nonblocking(true)?;
+        let listener = tokio::net::TcpListener::from_std(admin_listener)?;
+        Ok::<_, std::io::Error>(tokio::spawn(telemetry::serve_admin(
+            listener,
+            router,
+            async move {
+                let _ = admin_stop_rx.await;
+            },
+        )))
+    });
+    let admin_task = admin_task.map_err(|e| format!("server.admin_listen: {e}"))?;
+
+    tracing::info!(
+        grpc = %grpc_addr,
+        admin = %admin_addr,
+        workers = running.workers(),
+        "verdict serving"
+    );
+    if let Some(demo) = &demo {
+        print_demo_banner(grpc_addr, admin_addr, demo);
+    }
+
+    let drain = Duration::from_secs(config.server.drain_timeout_s);
+    control.block_on(control_loop(config, config_path, &state));
+    tracing::info!("shutting down: no new connections; draining in-flight requests");
+    let drained = running.join(drain);
+    if !drained {
+        tracing::warn!(timeout_s = drain.as_secs(), "drain timed out");
+    }
+    let _ = admin_stop_tx.send(());
+    control.block_on(async {
+        let _ = tokio::time::timeout(Duration::from_secs(2), admin_task).await;
+    });
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Waits for signals: SIGHUP reloads, SIGTERM/SIGINT return. Also keeps the key-set gauges
+/// current.
+async fn control_loop(mut config: Config, config_path: Option<PathBuf>, state: &ServiceState) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut hup), Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::hangup()),
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot install signal handlers; stop with SIGKILL");
+        std::future::pending::<()>().await;
+        return;
+    };
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = term.recv() => return,
+            _ = int.recv() => return,
+            _ = hup.recv() => {
+                if let Some(path) = &config_path {
+                    config = reload(path, config, state);
+                } else {
+                    tracing::info!("SIGHUP: the demo has no config file to reload");
+                }
+            }
+            _ = tick.tick() => publish_keyset_gauges(&state.providers.load(), system_clock()),
+        }
+    }
+}
+
+/// Loads the config again; a bad one is refused and the old one keeps serving.
+fn reload(path: &Path, current: Config, state: &ServiceState) -> Config {
+    match config::load(path) {
+        Ok(new) => {
+            if new.server.grpc_listen != current.server.grpc_listen
+                || new.server.admin_listen != current.server.admin_listen
+                || new.server.workers != current.server.workers
+            {
+                tracing::warn!(
+                    "reload: listener addresses and workers only change on restart; keeping the running ones"
+                );
+            }
+            let providers = build_providers(&new, &*state.backend);
+            state.providers.store(Arc::new(providers));
+            metrics::counter!(names::CONFIG_RELOADS_TOTAL, names::labels::RESULT => "ok")
+                .increment(1);
+            tracing::info!(file = %path.display(), "configuration reloaded");
+            new
+        }
+        Err(error) => {
+            metrics::counter!(names::CONFIG_RELOADS_TOTAL, names::labels::RESULT => "error")
+                .increment(1);
+            tracing::error!(%error, "reload refused; the previous configuration keeps serving");
+            current
+        }
+    }
+}
+
+/// Builds the providers snapshot; a provider whose keys cannot be loaded has an empty key set
+/// (it denies with `no_keys` and `/readyz` reports it) rather than stopping the others.
+pub fn build_providers(config: &Config, backend: &dyn Backend) -> Providers {
+    let now = system_clock();
+    let list = config
+        .providers
+        .iter()
+        .map(|p| {
+            let keys = match load_keys(p, backend) {
+                Ok(keys) => {
+                    for skipped in keys.skipped() {
+                        tracing::warn!(
+                            provider = %p.name,
+                            index = skipped.index,
+                            kid = skipped.kid.as_deref().unwrap_or("-"),
+                            reason = %skipped.reason,
+                            "key skipped"
+                        );
+                    }
+                    tracing::info!(provider = %p.name, keys = keys.len(), "key set loaded");
+                    keys
+                }
+                Err(error) => {
+                    tracing::error!(provider = %p.name, %error, "no usable key set; denying its tokens");
+                    KeySet::default()
+                }
+            };
+            provider_from_config(p, config, Arc::new(keys), now)
+        })
+        .collect();
+    Providers::new(list)
+}
+
+fn provider_from_config(
+    p: &ProviderConfig,
+    config: &Config,
+    keys: Arc<KeySet>,
+    now: u64,
+) -> Provider {
+    Provider {
+        name: p.name.clone(),
+        policy: p.token_policy(&config.server),
+        keys,
+        keys_loaded_at: now,
+        claims_to_headers: p
+            .claims_to_headers
+            .iter()
+            .map(|(claim, header)| (claim.clone(), header.clone()))
+            .collect(),
+        required_scopes: p.required_scopes.clone(),
+        source: CredentialSource {
+            header: p.token_header.to_ascii_lowercase(),
+            scheme: p.token_scheme.clone(),
+            cookie: p.token_cookie.clone(),
+            query: p.token_query.clone(),
+        },
+    }
+}
+
+fn load_keys(p: &ProviderConfig, backend: &dyn Backend) -> Result<KeySet, String> {
+    let jwks = match p.key_source() {
+        KeySource::File(path) => {
+            std::fs::read(&path).map_err(|e| format!("jwks_file {}: {e}", path.display()))?
+        }
+        KeySource::Inline(text) => text.into_bytes(),
+        source @ (KeySource::Uri(_) | KeySource::Discovery(_)) => {
+            return Err(format!(
+                "{source}: remote key sources are not fetched yet (they arrive with key lifecycle); use jwks_file or jwks_inline"
+            ));
+        }
+    };
+    let keys = KeySet::from_jwks(&jwks, &p.algorithms, backend).map_err(|e| e.to_string())?;
+    if keys.is_empty() {
+        return Err("the key set has no key usable with the allowed algorithms".into());
+    }
+    Ok(keys)
+}
+
+fn readiness_of(providers: &Providers, now: u64) -> Readiness {
+    Readiness {
+        providers: providers
+            .list()
+            .iter()
+            .map(|p| ProviderReadiness {
+                name: p.name.clone(),
+                ready: !p.keys.is_empty(),
+                keys: p.keys.len(),
+                age_s: now.saturating_sub(p.keys_loaded_at),
+            })
+            .collect(),
+    }
+}
+
+fn publish_keyset_gauges(providers: &Providers, now: u64) {
+    for p in providers.list() {
+        metrics::gauge!(names::KEYSET_AGE_SECONDS, names::labels::PROVIDER => p.name.clone())
+            .set(now.saturating_sub(p.keys_loaded_at) as f64);
+        metrics::gauge!(names::KEYSET_KEYS, names::labels::PROVIDER => p.name.clone())
+            .set(p.keys.len() as f64);
+    }
+}
+
+/// The demo: one provider whose Ed25519 key is generated now, an inline JWKS, loopback
+/// listeners at the defaults, and a token valid for a day.
+fn demo_config() -> Result<(Config, Demo), String> {
+    use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};
+    let key = Ed25519KeyPair::generate().map_err(|e| format!("key generation failed: {e}"))?;
+    let x = b64::encode(key.public_key().as_ref());
+    let jwks = format!(
+        r#"{{"keys":[{{"kty":"OKP","crv":"Ed25519","kid":"demo-1","use":"sig","alg":"EdDSA","x":"{x}"}}]}}"#
+    );
+    let issuer = "https://demo.verdict.local";
+    let mut provider = ProviderConfig::new("demo", issuer, KeySource::Inline(jwks));
+    provider.audiences = vec!["api://demo".into()];
+    provider.claims_to_headers = [
+        ("sub".to_owned(), "x-verdict-sub".to_owned()),
+        ("scope".to_owned(), "x-verdict-scope".to_owned()),
+    ]
+    .into_iter()
+    .collect();
+    let config = Config {
+        server: config::ServerConfig::default(),
+        admin: config::AdminConfig::default(),
+        providers: vec![provider],
+    };
+    let now = system_clock();
+    let header = b64::encode(br#"{"alg":"EdDSA","kid":"demo-1","typ":"JWT"}"#);
+    let claims = serde_json::json!({
+        "iss": issuer,
+        "sub": "demo-user",
+        "aud": "api://demo",
+        "scope": "demo:read",
+        "iat": now,
+        "exp": now + 86_400,
+    });
+    let payload = b64::encode(claims.to_string().as_bytes());
+    let signing_input = format!("{header}.{payload}");
+    let signature = key.sign(signing_input.as_bytes());
+    let token = format!("{signing_input}.{}", b64::encode(signature.as_ref()));
+    Ok((config, Demo { token }))
+}
+
+fn print_demo_banner(grpc: std::net::SocketAddr, admin: std::net::SocketAddr, demo: &Demo) {
+    println!("verdict demo: no config given, so an issuer key was generated for this run.");
+    println!("  ext_authz + verdict.v1 gRPC: {grpc}");
+    println!("  admin (metrics, health):     http://{admin}/metrics  /healthz  /readyz");
+    println!();
+    println!("Sample token (issuer https://demo.verdict.local, audience api://demo, valid 24 h):");
+    println!("  {}", demo.token);
+    println!();
+    println!("Check it through ext_authz from another terminal:");
+    println!(
+        "  cargo run --release -- authz --addr {grpc} {}",
+        demo.token
+    );
+    println!();
+    println!("Stop with Ctrl-C.");
+}

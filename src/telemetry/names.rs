@@ -1,0 +1,123 @@
+//! Every metric name verdict exports, in one place.
+//!
+//! Dashboards, alerts and the outside tests grep for these strings, so a name never changes once
+//! released: add a new one instead. Code that records a metric uses these constants (and the label
+//! keys and values in [`labels`]) rather than string literals, so a typo cannot silently create a
+//! second series.
+
+use metrics::{Unit, describe_counter, describe_gauge};
+
+/// Counter of answered checks. Labels: [`labels::RESULT`] (`allow`|`deny`), [`labels::REASON`]
+/// (a `Reject` code, or `ok` when allowed), [`labels::PROVIDER`], [`labels::ALG`].
+pub const CHECKS_TOTAL: &str = "verdict_checks_total";
+
+/// Summary of check latency in seconds, from receiving a check to answering it. Exported by
+/// [`super::Telemetry::render`] from the per-worker hdrhistograms, not through the `metrics`
+/// facade (whose summaries are windowed and lock on record).
+pub const CHECK_DURATION_SECONDS: &str = "verdict_check_duration_seconds";
+
+/// Gauge: the largest check latency seen since start, in seconds (within histogram precision).
+pub const CHECK_DURATION_SECONDS_MAX: &str = "verdict_check_duration_seconds_max";
+
+/// Gauge: seconds since the provider's current key set was fetched or loaded. Label:
+/// [`labels::PROVIDER`]. Alerts on stale keys (a broken refresh) key off this.
+pub const KEYSET_AGE_SECONDS: &str = "verdict_keyset_age_seconds";
+
+/// Gauge: usable keys in the provider's current key set. Label: [`labels::PROVIDER`]. Zero means
+/// every token of that provider is rejected with `no_keys`.
+pub const KEYSET_KEYS: &str = "verdict_keyset_keys";
+
+/// Gauge set to 1 per worker, naming the I/O runtime it runs. Labels: [`labels::WORKER`],
+/// [`labels::KIND`] (`io_uring`|`tokio`). Tells an operator which path a host actually took.
+pub const WORKER_RUNTIME: &str = "verdict_worker_runtime";
+
+/// Gauge: open gRPC connections on a worker. Label: [`labels::WORKER`]. Shows connection
+/// imbalance between cores.
+pub const WORKER_CONNECTIONS: &str = "verdict_worker_connections";
+
+/// Counter of connections accepted by a worker. Label: [`labels::WORKER`].
+pub const CONNECTIONS_ACCEPTED_TOTAL: &str = "verdict_connections_accepted_total";
+
+/// Counter of configuration reloads. Label: [`labels::RESULT`] (`ok`|`error`).
+pub const CONFIG_RELOADS_TOTAL: &str = "verdict_config_reloads_total";
+
+/// Gauge set to 1, carrying the running version in [`labels::VERSION`]; the usual Prometheus idiom
+/// for joining version information onto other series.
+pub const BUILD_INFO: &str = "verdict_build_info";
+
+/// Label keys and the fixed label values, shared by every recording site.
+pub mod labels {
+    /// Label key: the outcome (`allow`|`deny` on checks, `ok`|`error` on reloads).
+    pub const RESULT: &str = "result";
+    /// Label key: the `Reject` code of a denied check, or [`OK`] for an allowed one.
+    pub const REASON: &str = "reason";
+    /// Label key: the provider's configured name.
+    pub const PROVIDER: &str = "provider";
+    /// Label key: the JWS algorithm (`RS256`, `ES256`, `EdDSA`, …).
+    pub const ALG: &str = "alg";
+    /// Label key: the worker (core) index.
+    pub const WORKER: &str = "worker";
+    /// Label key: the worker's runtime kind.
+    pub const KIND: &str = "kind";
+    /// Label key: the crate version on [`super::BUILD_INFO`].
+    pub const VERSION: &str = "version";
+    /// Label key of a summary's quantile (Prometheus convention).
+    pub const QUANTILE: &str = "quantile";
+
+    /// `result` value: the check was allowed.
+    pub const ALLOW: &str = "allow";
+    /// `result` value: the check was denied.
+    pub const DENY: &str = "deny";
+    /// `reason` value of an allowed check, and `result` value of a successful reload.
+    pub const OK: &str = "ok";
+    /// `result` value of a failed reload.
+    pub const ERROR: &str = "error";
+    /// `kind` value: the worker runs tokio-uring (io_uring).
+    pub const IO_URING: &str = "io_uring";
+    /// `kind` value: the worker runs a plain current-thread tokio runtime (epoll).
+    pub const TOKIO: &str = "tokio";
+}
+
+/// Registers the description and unit of every metric with the installed recorder, so the
+/// exposition carries `# HELP` lines. Harmless to call more than once (the first description wins)
+/// and a no-op when no recorder is installed.
+pub fn describe_all() {
+    describe_counter!(
+        CHECKS_TOTAL,
+        Unit::Count,
+        "Checks answered, by result, reject reason, provider and algorithm."
+    );
+    describe_gauge!(
+        KEYSET_AGE_SECONDS,
+        Unit::Seconds,
+        "Seconds since the provider's current key set was loaded."
+    );
+    describe_gauge!(
+        KEYSET_KEYS,
+        Unit::Count,
+        "Usable keys in the provider's current key set."
+    );
+    describe_gauge!(
+        WORKER_RUNTIME,
+        "Set to 1 per worker; the kind label names its I/O runtime (io_uring or tokio)."
+    );
+    describe_gauge!(
+        WORKER_CONNECTIONS,
+        Unit::Count,
+        "Open connections on the worker."
+    );
+    describe_counter!(
+        CONNECTIONS_ACCEPTED_TOTAL,
+        Unit::Count,
+        "Connections accepted by the worker."
+    );
+    describe_counter!(
+        CONFIG_RELOADS_TOTAL,
+        Unit::Count,
+        "Configuration reloads, by result."
+    );
+    describe_gauge!(
+        BUILD_INFO,
+        "Set to 1; the version label carries the running verdict version."
+    );
+}
