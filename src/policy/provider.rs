@@ -46,19 +46,18 @@ pub struct RequestView<'a> {
 impl CredentialSource {
     /// Finds the token in a request: the header first, then the cookie, then the query.
     pub fn extract<'a>(&self, request: &RequestView<'a>) -> Option<&'a str> {
-        if let Some(value) = request.headers.get(&self.header) {
-            if let Some(token) = strip_scheme(value, &self.scheme) {
-                return Some(token);
-            }
+        if let Some(value) = request.headers.get(&self.header)
+            && let Some(token) = strip_scheme(value, &self.scheme)
+        {
+            return Some(token);
         }
-        if let Some(cookie_name) = &self.cookie {
-            if let Some(token) = request
+        if let Some(cookie_name) = &self.cookie
+            && let Some(token) = request
                 .headers
                 .get("cookie")
                 .and_then(|cookies| find_cookie(cookies, cookie_name))
-            {
-                return Some(token);
-            }
+        {
+            return Some(token);
         }
         if let Some(param) = &self.query {
             let query = request.path.split_once('?').map(|(_, q)| q).unwrap_or("");

@@ -36,10 +36,10 @@ pub fn record_check(decision: &Decision, elapsed: Duration) {
     )
     .increment(1);
     LATENCY.with(|slot| {
-        if let Ok(mut slot) = slot.try_borrow_mut() {
-            if let Some(recorder) = slot.as_mut() {
-                recorder.record(elapsed);
-            }
+        if let Ok(mut slot) = slot.try_borrow_mut()
+            && let Some(recorder) = slot.as_mut()
+        {
+            recorder.record(elapsed);
         }
     });
 }
