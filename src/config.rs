@@ -599,7 +599,8 @@ fn refine(key: String, message: &str) -> (String, String) {
         return (join(name), "required key is missing".to_owned());
     }
     if let Some(name) = backquoted_after(message, "unknown field `")
-        && !key.ends_with(name)
+        && key != name
+        && !key.ends_with(&format!(".{name}"))
     {
         return (join(name), message.to_owned());
     }
@@ -754,12 +755,15 @@ fn check_server(server: &ServerConfig) -> Result<(), Invalid> {
     Ok(())
 }
 
-/// Two listeners conflict when they would bind the same port on overlapping addresses. Port 0
-/// (pick a free port) never conflicts.
+/// Two listeners conflict when they would bind the same port on overlapping addresses: the
+/// same IP, or a wildcard covering the other (`0.0.0.0` covers IPv4, `[::]` both families).
+/// Port 0 (pick a free port) never conflicts.
 fn listeners_conflict(a: SocketAddr, b: SocketAddr) -> bool {
+    let covers =
+        |wild: IpAddr, other: IpAddr| wild.is_unspecified() && (wild.is_ipv6() || other.is_ipv4());
     a.port() != 0
         && a.port() == b.port()
-        && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
+        && (a.ip() == b.ip() || covers(a.ip(), b.ip()) || covers(b.ip(), a.ip()))
 }
 
 fn check_admin(admin: &AdminConfig) -> Result<(), Invalid> {
@@ -1410,7 +1414,14 @@ jwks_file = "jwks.json"
             &server("admin_listen = \"127.0.0.1:9191\""),
             "server.admin_listen",
         );
+        rejects(
+            &server("grpc_listen = \"[::]:9000\"\nadmin_listen = \"127.0.0.1:9000\""),
+            "server.admin_listen",
+        );
         // Port 0 picks a free port for each: no conflict. Different IPs: no conflict.
+        ok(&server(
+            "grpc_listen = \"0.0.0.0:9000\"\nadmin_listen = \"[::1]:9000\"",
+        ));
         ok(&server(
             "grpc_listen = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"",
         ));
@@ -2008,13 +2019,16 @@ jwks_file = "jwks.json"
         ] {
             let p = ProviderConfig::new("p", "i", source.clone());
             assert_eq!(p.key_source(), source);
-            assert_eq!(
-                source.key(),
-                KEY_SOURCE_KEYS[KEY_SOURCE_KEYS
-                    .iter()
-                    .position(|k| *k == source.key())
-                    .expect("known key")]
-            );
+            let set = [
+                p.jwks_file.is_some(),
+                p.jwks_uri.is_some(),
+                p.discovery_uri.is_some(),
+                p.jwks_inline.is_some(),
+            ];
+            assert_eq!(set.iter().filter(|is_set| **is_set).count(), 1);
+            assert!(KEY_SOURCE_KEYS.contains(&source.key()));
+            assert_eq!(p.leeway_s, 30);
+            assert_eq!(p.refresh_interval_s, 300);
         }
     }
 
