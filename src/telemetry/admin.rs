@@ -177,12 +177,14 @@ mod tests {
 
     #[tokio::test]
     async fn metrics_is_prometheus_text() {
+        // Install before recording: until then the facade discards everything.
+        let router = router(true);
         metrics::counter!(
             crate::telemetry::names::CONNECTIONS_ACCEPTED_TOTAL,
             "worker" => "admin-test"
         )
         .increment(2);
-        let (status, content_type, body) = get(router(true), "/metrics").await;
+        let (status, content_type, body) = get(router, "/metrics").await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(content_type.as_deref(), Some(METRICS_CONTENT_TYPE));
         assert!(
