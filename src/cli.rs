@@ -39,6 +39,9 @@ pub enum Command {
     /// Send one ext_authz Check to a running verdict, as Envoy would, and print the answer.
     /// Exit 0 allowed, 1 denied, 2 usage or connection error.
     Authz(AuthzArgs),
+    /// Inspect the host and print each tuning recommendation beside the current value.
+    /// Nothing changes without --apply (root). Exit 0 when nothing needs changing, 1 otherwise.
+    Tune(TuneArgs),
     /// Verify one JWT offline against a JWKS file and print the verdict, reason and claims as
     /// JSON. Exit 0 valid, 1 invalid, 2 usage or input error.
     Verify(VerifyArgs),
@@ -75,6 +78,20 @@ pub struct AuthzArgs {
     /// The token, sent as `authorization: Bearer TOKEN`; `-` reads standard input.
     #[arg(value_name = "TOKEN|-")]
     pub token: String,
+}
+
+/// Arguments of `verdict tune`.
+#[derive(Debug, Args)]
+pub struct TuneArgs {
+    /// Only report (the default).
+    #[arg(long, conflicts_with = "apply")]
+    pub check: bool,
+    /// Write every recommended value that differs (needs root).
+    #[arg(long)]
+    pub apply: bool,
+    /// The cores verdict's workers run on (e.g. `2-7`); IRQs are checked against them.
+    #[arg(long, value_name = "CPU_LIST")]
+    pub worker_cpus: Option<String>,
 }
 
 /// Arguments of `verdict verify`.
@@ -114,6 +131,7 @@ pub fn run(cli: Cli) -> ExitCode {
         }),
         Command::CheckConfig(args) => run_check_config(&args),
         Command::Authz(args) => run_authz(&args),
+        Command::Tune(args) => run_tune(&args),
     }
 }
 
@@ -140,6 +158,37 @@ fn read_token(arg: &str) -> Result<String, ExitCode> {
     } else {
         Ok(arg.trim().to_owned())
     }
+}
+
+fn run_tune(args: &TuneArgs) -> ExitCode {
+    use crate::tune::{Host, Status, apply, inspect, parse_cpu_list, render};
+    let worker_cpus = match args.worker_cpus.as_deref().map(parse_cpu_list) {
+        None => Vec::new(),
+        Some(Some(cpus)) => cpus,
+        Some(None) => return usage_error("--worker-cpus: expected a CPU list such as 2-7 or 1,3"),
+    };
+    let host = Host::real();
+    let checks = inspect(&host, &worker_cpus);
+    print!("{}", render(&checks));
+    if args.apply {
+        let (written, errors) = apply(&checks);
+        for file in &written {
+            println!("wrote {}", file.display());
+        }
+        for error in &errors {
+            eprintln!("verdict: {error}");
+        }
+        let after = inspect(&host, &worker_cpus);
+        println!();
+        print!("{}", render(&after));
+        return ExitCode::from(if errors.is_empty() { EXIT_VALID } else { EXIT_INVALID });
+    }
+    let pending = checks.iter().filter(|c| c.status == Status::Change).count();
+    if pending > 0 {
+        println!();
+        println!("{pending} setting(s) differ; see tuning/README.md, or run `verdict tune --apply` as root.");
+    }
+    ExitCode::from(if pending == 0 { EXIT_VALID } else { EXIT_INVALID })
 }
 
 fn run_check_config(args: &CheckConfigArgs) -> ExitCode {

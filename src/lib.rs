@@ -21,3 +21,4 @@ pub mod rpc;
 pub mod runtime;
 pub mod server;
 pub mod telemetry;
+pub mod tune;

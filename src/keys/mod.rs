@@ -91,8 +91,16 @@ impl KeySet {
         if has_symmetric && has_asymmetric {
             return Err(KeySetError::MixedSymmetry);
         }
+        // `parsed.keys` holds only the JWKs `parse_jwks` accepted, so their position in it is not
+        // their position in the JWKS `keys` array once an earlier key was skipped there. The k-th
+        // accepted key sits at the k-th array position the parser did not skip; report that one.
+        let mut positions = {
+            let parser_skipped: Vec<usize> = skipped.iter().map(|s| s.index).collect();
+            (0..).filter(move |index| !parser_skipped.contains(index))
+        };
         let mut set = KeySet::default();
-        for (index, jwk) in parsed.keys.into_iter().enumerate() {
+        for jwk in parsed.keys {
+            let index = positions.next().unwrap_or(usize::MAX);
             match prepare_entry(&jwk, allowed, backend) {
                 Ok(entry) => set.push(entry),
                 Err(reason) => skipped.push(SkippedKey {
