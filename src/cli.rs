@@ -181,14 +181,24 @@ fn run_tune(args: &TuneArgs) -> ExitCode {
         let after = inspect(&host, &worker_cpus);
         println!();
         print!("{}", render(&after));
-        return ExitCode::from(if errors.is_empty() { EXIT_VALID } else { EXIT_INVALID });
+        return ExitCode::from(if errors.is_empty() {
+            EXIT_VALID
+        } else {
+            EXIT_INVALID
+        });
     }
     let pending = checks.iter().filter(|c| c.status == Status::Change).count();
     if pending > 0 {
         println!();
-        println!("{pending} setting(s) differ; see tuning/README.md, or run `verdict tune --apply` as root.");
+        println!(
+            "{pending} setting(s) differ; see tuning/README.md, or run `verdict tune --apply` as root."
+        );
     }
-    ExitCode::from(if pending == 0 { EXIT_VALID } else { EXIT_INVALID })
+    ExitCode::from(if pending == 0 {
+        EXIT_VALID
+    } else {
+        EXIT_INVALID
+    })
 }
 
 fn run_check_config(args: &CheckConfigArgs) -> ExitCode {

@@ -121,11 +121,17 @@ pub fn inspect(host: &Host, worker_cpus: &[usize]) -> Vec<Check> {
     let range = host.read(range_file);
     let span = range.as_deref().and_then(|r| {
         let mut it = r.split_whitespace().filter_map(|v| v.parse::<u64>().ok());
-        Some(it.nth(1)?.saturating_sub(r.split_whitespace().next()?.parse().ok()?))
+        Some(
+            it.nth(1)?
+                .saturating_sub(r.split_whitespace().next()?.parse().ok()?),
+        )
     });
     checks.push(Check {
         name: "net.ipv4.ip_local_port_range".into(),
-        current: range.clone().unwrap_or_else(|| "-".into()).replace('\t', " "),
+        current: range
+            .clone()
+            .unwrap_or_else(|| "-".into())
+            .replace('\t', " "),
         recommended: "1024 65535".into(),
         status: match span {
             Some(s) if s >= 60000 => Status::Ok,
@@ -136,19 +142,20 @@ pub fn inspect(host: &Host, worker_cpus: &[usize]) -> Vec<Check> {
         apply: vec![(host.path(range_file), "1024 65535".into())],
     });
 
-    let nofile = host
-        .read("/proc/self/limits")
-        .and_then(|limits| {
-            limits
-                .lines()
-                .find(|l| l.starts_with("Max open files"))
-                .and_then(|l| l.split_whitespace().nth(3).map(str::to_owned))
-        });
+    let nofile = host.read("/proc/self/limits").and_then(|limits| {
+        limits
+            .lines()
+            .find(|l| l.starts_with("Max open files"))
+            .and_then(|l| l.split_whitespace().nth(3).map(str::to_owned))
+    });
     checks.push(Check {
         name: "RLIMIT_NOFILE (soft)".into(),
         current: nofile.clone().unwrap_or_else(|| "-".into()),
         recommended: ">= 65536 (LimitNOFILE in the systemd unit)".into(),
-        status: match nofile.as_deref().map(|v| v == "unlimited" || v.parse::<u64>().is_ok_and(|n| n >= 65536)) {
+        status: match nofile
+            .as_deref()
+            .map(|v| v == "unlimited" || v.parse::<u64>().is_ok_and(|n| n >= 65536))
+        {
             Some(true) => Status::Ok,
             Some(false) => Status::Change,
             None => Status::Unavailable,
@@ -347,7 +354,8 @@ fn irq_check(host: &Host, worker_cpus: &[usize]) -> Check {
 
 /// Renders the checks as a table.
 pub fn render(checks: &[Check]) -> String {
-    let width = |f: &dyn Fn(&Check) -> usize, min: usize| checks.iter().map(f).max().unwrap_or(0).max(min);
+    let width =
+        |f: &dyn Fn(&Check) -> usize, min: usize| checks.iter().map(f).max().unwrap_or(0).max(min);
     let w_name = width(&|c| c.name.len(), 4);
     let w_cur = width(&|c| c.current.len(), 7);
     let w_rec = width(&|c| c.recommended.len(), 11);
@@ -410,11 +418,23 @@ mod tests {
         w("proc/sys/net/core/netdev_max_backlog", "1000\n");
         w("proc/sys/net/ipv4/ip_local_port_range", "32768\t60999\n");
         w("proc/sys/kernel/io_uring_disabled", "0\n");
-        w("proc/self/limits", "Max open files            1024                4096                files\n");
-        w("sys/kernel/mm/transparent_hugepage/enabled", "[always] madvise never\n");
+        w(
+            "proc/self/limits",
+            "Max open files            1024                4096                files\n",
+        );
+        w(
+            "sys/kernel/mm/transparent_hugepage/enabled",
+            "[always] madvise never\n",
+        );
         w("sys/devices/system/cpu/online", "0-3\n");
-        w("sys/devices/system/cpu/cpu0/cpufreq/scaling_governor", "powersave\n");
-        w("sys/devices/system/cpu/cpu1/cpufreq/scaling_governor", "performance\n");
+        w(
+            "sys/devices/system/cpu/cpu0/cpufreq/scaling_governor",
+            "powersave\n",
+        );
+        w(
+            "sys/devices/system/cpu/cpu1/cpufreq/scaling_governor",
+            "performance\n",
+        );
         w("proc/irq/30/smp_affinity_list", "0-3\n");
         w("proc/irq/31/smp_affinity_list", "0\n");
         w("proc/cpuinfo", "flags : avx2 avx512f avx512ifma\n");
@@ -445,7 +465,10 @@ mod tests {
     }
 
     fn find<'a>(checks: &'a [Check], name: &str) -> &'a Check {
-        checks.iter().find(|c| c.name == name).expect("check present")
+        checks
+            .iter()
+            .find(|c| c.name == name)
+            .expect("check present")
     }
 
     #[test]
@@ -454,11 +477,23 @@ mod tests {
         let checks = inspect(&host, &[2, 3]);
         assert_eq!(find(&checks, "net.core.somaxconn").status, Status::Change);
         assert_eq!(find(&checks, "net.core.somaxconn").current, "128");
-        assert_eq!(find(&checks, "net.ipv4.tcp_max_syn_backlog").status, Status::Ok);
-        assert_eq!(find(&checks, "net.ipv4.ip_local_port_range").status, Status::Change);
+        assert_eq!(
+            find(&checks, "net.ipv4.tcp_max_syn_backlog").status,
+            Status::Ok
+        );
+        assert_eq!(
+            find(&checks, "net.ipv4.ip_local_port_range").status,
+            Status::Change
+        );
         assert_eq!(find(&checks, "RLIMIT_NOFILE (soft)").current, "1024");
-        assert_eq!(find(&checks, "cpu frequency governor").status, Status::Change);
-        assert_eq!(find(&checks, "cpu frequency governor").current, "powersave,performance");
+        assert_eq!(
+            find(&checks, "cpu frequency governor").status,
+            Status::Change
+        );
+        assert_eq!(
+            find(&checks, "cpu frequency governor").current,
+            "powersave,performance"
+        );
         assert_eq!(find(&checks, "transparent huge pages").current, "always");
         assert_eq!(find(&checks, "kernel.io_uring_disabled").status, Status::Ok);
         assert_eq!(find(&checks, "AVX-512 IFMA").current, "present");
@@ -478,11 +513,17 @@ mod tests {
         let read = |rel: &str| std::fs::read_to_string(dir.0.join(rel)).expect("read");
         assert_eq!(read("proc/sys/net/core/somaxconn"), "4096");
         assert_eq!(read("proc/sys/net/ipv4/tcp_max_syn_backlog").trim(), "8192");
-        assert_eq!(read("sys/kernel/mm/transparent_hugepage/enabled"), "madvise");
+        assert_eq!(
+            read("sys/kernel/mm/transparent_hugepage/enabled"),
+            "madvise"
+        );
         assert_eq!(read("proc/irq/30/smp_affinity_list"), "0,1");
         assert_eq!(read("proc/irq/31/smp_affinity_list").trim(), "0");
         assert!(written.len() >= 5);
-        assert!(errors.iter().any(|e| e.contains("RLIMIT_NOFILE")), "{errors:?}");
+        assert!(
+            errors.iter().any(|e| e.contains("RLIMIT_NOFILE")),
+            "{errors:?}"
+        );
         let after = inspect(&host, &[2, 3]);
         assert_eq!(find(&after, "net.core.somaxconn").status, Status::Ok);
         assert_eq!(find(&after, "IRQ affinity").status, Status::Ok);

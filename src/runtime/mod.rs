@@ -73,7 +73,7 @@ pub struct RuntimeOptions {
     pub workers: usize,
     /// Try io_uring first.
     pub io_uring: bool,
-    /// Connections beyond this are closed at accept.
+    /// Connections beyond this wait in the listen backlog until one closes.
     pub max_connections: usize,
 }
 
@@ -265,7 +265,27 @@ fn accept_loop(
                 return;
             }
         };
+        let mut at_limit = false;
         loop {
+            // At the limit, leave new connections in the listen backlog, as
+            // `server.max_connections` documents: they are served as soon as a slot frees.
+            // (Accepting and closing them, as this loop used to, fails clients that would have
+            // been served a moment later.) Only this thread adds load, so the count cannot rise
+            // between this check and the accept below.
+            if loads.total() >= max_connections {
+                if !at_limit {
+                    tracing::warn!(
+                        max_connections,
+                        "connection limit reached; new connections wait in the listen backlog"
+                    );
+                    at_limit = true;
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(5)) => continue,
+                    _ = shutdown.changed() => break,
+                }
+            }
+            at_limit = false;
             let accepted = tokio::select! {
                 accepted = listener.accept() => accepted,
                 _ = shutdown.changed() => break,
@@ -279,13 +299,6 @@ fn accept_loop(
                     continue;
                 }
             };
-            if loads.total() >= max_connections {
-                tracing::warn!(
-                    max_connections,
-                    "connection limit reached; closing a new connection"
-                );
-                continue;
-            }
             let _ = stream.set_nodelay(true);
             let Ok(std_stream) = stream.into_std() else {
                 continue;
