@@ -459,3 +459,36 @@ async fn connections_beyond_max_connections_wait_in_the_backlog() {
     drop(second);
     assert_still_serving(&mut server, "the connection limit").await;
 }
+
+/// A connection that never sends a byte is closed by the server after the first-byte timeout
+/// (10 s), so silent clients cannot hold slots forever or delay shutdown.
+#[test]
+fn a_silent_connection_is_closed_after_the_first_byte_timeout() {
+    use std::io::Read;
+    let server = Server::start(EXAMPLE_PROVIDER, &[("jwks.json", &example_jwks())]);
+    let mut silent = std::net::TcpStream::connect(server.grpc).expect("connect");
+    silent
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .expect("read timeout");
+    let started = std::time::Instant::now();
+    // The server speaks first (its HTTP/2 SETTINGS); read until it closes.
+    let mut buf = [0u8; 256];
+    let mut received = 0usize;
+    let closed = loop {
+        match silent.read(&mut buf) {
+            Ok(0) => break true,
+            Ok(n) if received + n < 4096 => received += n,
+            Ok(_) => break false,
+            Err(e) => {
+                break e.kind() != std::io::ErrorKind::WouldBlock
+                    && e.kind() != std::io::ErrorKind::TimedOut;
+            }
+        }
+    };
+    let waited = started.elapsed();
+    assert!(closed, "the server did not close the silent connection");
+    assert!(
+        waited >= std::time::Duration::from_secs(9) && waited < std::time::Duration::from_secs(25),
+        "closed after {waited:?}"
+    );
+}

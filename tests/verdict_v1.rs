@@ -548,3 +548,26 @@ async fn reflection_lists_the_verifier() {
         other => panic!("expected a file descriptor, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn unknown_provider_names_are_invalid_arguments_and_early_failures_report_the_alg() {
+    let edge = TestKey::ed25519("edge-1");
+    let server = two_provider_server(&edge);
+    let mut client = verifier(&server).await;
+    let token = TestKey::example_rsa().mint(&claims(ISS, AUD, "alice"));
+    let status = client
+        .verify(VerifyRequest {
+            token: token.clone(),
+            provider: "no-such-provider".into(),
+        })
+        .await
+        .expect_err("unknown provider name");
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(status.message().contains("no-such-provider"), "{status:?}");
+
+    // The header parsed, so the algorithm is known even though no key matches.
+    let unknown_kid = TestKey::ed25519("not-published").mint(&claims(EDGE_ISS, AUD, "bob"));
+    let answer = verify(&mut client, &unknown_kid, "").await;
+    assert_eq!(answer.reason, "unknown_key");
+    assert_eq!(answer.alg, "EdDSA");
+}

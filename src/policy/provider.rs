@@ -276,7 +276,10 @@ pub fn judge_batch<'p>(
                 results.push(Err(failed(Reject::BadSignature, Some(provider))));
                 pending.push((index, provider, p));
             }
-            Err(reason) => results.push(Err(failed(reason, Some(provider)))),
+            Err(reason) => results.push(Err(Failed {
+                alg: readable_alg(token, reason),
+                ..failed(reason, Some(provider))
+            })),
         }
     }
     let jobs: Vec<_> = pending.iter().map(|(_, _, p)| p.job()).collect();
@@ -310,6 +313,22 @@ pub fn judge_batch<'p>(
     results
 }
 
+/// The header's algorithm for failures that happen after the header parsed (key selection and
+/// allow-list), so metrics and `verdict.v1` report it. Only runs on those error paths.
+fn readable_alg(token: &str, reason: Reject) -> Option<Algorithm> {
+    match reason {
+        Reject::UnknownKey
+        | Reject::AmbiguousKey
+        | Reject::AlgorithmNotAllowed
+        | Reject::NoKeys => {
+            let header_b64 = token.split('.').next()?;
+            let header = crate::jose::b64::decode(header_b64.as_bytes())?;
+            crate::jose::jws::parse_header(&header).ok().map(|h| h.alg)
+        }
+        _ => None,
+    }
+}
+
 /// Judges one token (see [`judge_batch`]).
 pub fn judge<'p>(
     token: &str,
@@ -328,8 +347,8 @@ pub fn judge<'p>(
         provider: Some(provider),
         alg,
     };
-    let pending =
-        begin(token.as_bytes(), &provider.policy, &provider.keys).map_err(|r| failed(r, None))?;
+    let pending = begin(token.as_bytes(), &provider.policy, &provider.keys)
+        .map_err(|r| failed(r, readable_alg(token, r)))?;
     let alg = pending.header().alg;
     let job = pending.job();
     let signature = backend.verify(job.key, job.message, job.signature);

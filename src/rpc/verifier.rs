@@ -27,8 +27,16 @@ impl VerifierService {
         VerifierService { state }
     }
 
-    fn judge_all(&self, requests: &[VerifyRequest]) -> Vec<VerifyResponse> {
+    fn judge_all(&self, requests: &[VerifyRequest]) -> Result<Vec<VerifyResponse>, Status> {
         let providers = self.state.providers.load();
+        if let Some(unknown) = requests.iter().find(|r| {
+            !r.provider.is_empty() && !providers.list().iter().any(|p| p.name == r.provider)
+        }) {
+            return Err(Status::invalid_argument(format!(
+                "unknown provider {:?}",
+                unknown.provider
+            )));
+        }
         let tokens: Vec<(&str, Selector<'_>)> = requests
             .iter()
             .map(|r| {
@@ -40,7 +48,7 @@ impl VerifierService {
                 (r.token.as_str(), selector)
             })
             .collect();
-        judge_batch(
+        let responses = judge_batch(
             &tokens,
             &providers,
             &*self.state.backend,
@@ -48,7 +56,8 @@ impl VerifierService {
         )
         .into_iter()
         .map(to_response)
-        .collect()
+        .collect();
+        Ok(responses)
     }
 }
 
@@ -85,7 +94,7 @@ impl Verifier for VerifierService {
         &self,
         request: Request<VerifyRequest>,
     ) -> Result<Response<VerifyResponse>, Status> {
-        let mut responses = self.judge_all(std::slice::from_ref(request.get_ref()));
+        let mut responses = self.judge_all(std::slice::from_ref(request.get_ref()))?;
         responses
             .pop()
             .map(Response::new)
@@ -104,7 +113,7 @@ impl Verifier for VerifierService {
             )));
         }
         Ok(Response::new(VerifyBatchResponse {
-            responses: self.judge_all(requests),
+            responses: self.judge_all(requests)?,
         }))
     }
 

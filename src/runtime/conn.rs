@@ -2,12 +2,20 @@
 
 use super::balance::Loads;
 use crate::telemetry::names;
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
+use tokio::time::Sleep;
+
+/// A connection that sends nothing for this long after it was accepted is closed. Without it a
+/// silent client holds a slot forever and delays graceful shutdown until the drain timeout
+/// (hyper waits for a pending HTTP/2 handshake before it shuts a connection down).
+pub const FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(10);
 use tonic::transport::server::{Connected, TcpConnectInfo};
 
 /// A TCP stream counted on its worker until dropped.
@@ -16,6 +24,8 @@ pub struct CountedStream {
     inner: TcpStream,
     worker: usize,
     loads: Arc<Loads>,
+    /// Pending until the first byte arrives; then `None`.
+    first_byte_deadline: Option<Pin<Box<Sleep>>>,
 }
 
 impl CountedStream {
@@ -26,6 +36,7 @@ impl CountedStream {
             inner,
             worker,
             loads,
+            first_byte_deadline: Some(Box::pin(tokio::time::sleep(FIRST_BYTE_TIMEOUT))),
         }
     }
 }
@@ -55,7 +66,23 @@ impl AsyncRead for CountedStream {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_read(cx, buf)
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        match &polled {
+            Poll::Ready(Ok(())) if buf.filled().len() > before => self.first_byte_deadline = None,
+            Poll::Pending => {
+                if let Some(deadline) = self.first_byte_deadline.as_mut() {
+                    if deadline.as_mut().poll(cx).is_ready() {
+                        return Poll::Ready(Err(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            "no bytes received since the connection was accepted",
+                        )));
+                    }
+                }
+            }
+            _ => {}
+        }
+        polled
     }
 }
 
