@@ -71,13 +71,13 @@ impl AsyncRead for CountedStream {
         match &polled {
             Poll::Ready(Ok(())) if buf.filled().len() > before => self.first_byte_deadline = None,
             Poll::Pending => {
-                if let Some(deadline) = self.first_byte_deadline.as_mut() {
-                    if deadline.as_mut().poll(cx).is_ready() {
-                        return Poll::Ready(Err(io::Error::new(
-                            io::ErrorKind::TimedOut,
-                            "no bytes received since the connection was accepted",
-                        )));
-                    }
+                if let Some(deadline) = self.first_byte_deadline.as_mut()
+                    && deadline.as_mut().poll(cx).is_ready()
+                {
+                    return Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "no bytes received since the connection was accepted",
+                    )));
                 }
             }
             _ => {}
