@@ -16,10 +16,11 @@
     reason = "test code: a panic is how a test fails"
 )]
 
+mod venv;
+
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 use verdict::crypto::AwsLcBackend;
@@ -84,57 +85,15 @@ struct Refusal {
     reason: String,
 }
 
-fn repo_root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// Runs `tests/support/ensure_venv.py` with the machine's python3 and returns the venv's python.
-fn venv_python() -> PathBuf {
-    let python3 = std::env::var("VERDICT_PYTHON3").unwrap_or_else(|_| "python3".to_owned());
-    let script = repo_root().join("tests/support/ensure_venv.py");
-    let output = Command::new(&python3)
-        .arg(&script)
-        .current_dir(repo_root())
-        .output()
-        .unwrap_or_else(|e| {
-            panic!(
-                "interop tests need `{python3}` to build the PyJWT/jwcrypto venv, but it could \
-                 not be started: {e}. Install python3 (with the venv module), or point \
-                 VERDICT_PYTHON3 at one."
-            )
-        });
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "`{python3} {}` failed ({}): the venv with PyJWT/jwcrypto could not be set up.\n\
-         --- stdout ---\n{stdout}\n--- stderr ---\n{stderr}",
-        script.display(),
-        output.status
-    );
-    let python = PathBuf::from(
-        stdout
-            .lines()
-            .last()
-            .expect("ensure_venv.py prints the venv python's path last"),
-    );
-    assert!(
-        python.exists(),
-        "ensure_venv.py reported {} but it does not exist",
-        python.display()
-    );
-    python
-}
-
 /// Sets up the venv and mints once per test process; every test shares the result.
 fn minted() -> &'static Minted {
     static MINTED: OnceLock<Minted> = OnceLock::new();
     MINTED.get_or_init(|| {
-        let python = venv_python();
-        let script = repo_root().join("tests/support/mint.py");
+        let python = venv::python();
+        let script = venv::repo_root().join("tests/support/mint.py");
         let output = Command::new(&python)
             .arg(&script)
-            .current_dir(repo_root())
+            .current_dir(venv::repo_root())
             .output()
             .unwrap_or_else(|e| panic!("cannot run {}: {e}", python.display()));
         assert!(

@@ -79,71 +79,7 @@ impl Server {
 
     /// [`Server::start`] with extra `serve` arguments.
     pub fn start_with_args(config_toml: &str, files: &[(&str, &[u8])], args: &[&str]) -> Server {
-        let scratch = Scratch::new("server");
-        for (name, contents) in files {
-            scratch.write(name, contents);
-        }
-        let config_text = if config_toml.contains("[server]") {
-            config_toml.to_owned()
-        } else {
-            format!(
-                "[server]\ngrpc_listen = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n\n{config_toml}"
-            )
-        };
-        let config = scratch.write("verdict.toml", config_text.as_bytes());
-        let mut child = Command::new(env!("CARGO_BIN_EXE_verdict"))
-            .arg("serve")
-            .arg("--config")
-            .arg(&config)
-            .arg("--log-format")
-            .arg("json")
-            .args(args)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn verdict serve");
-        let stderr = child.stderr.take().expect("stderr");
-        let logs = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let sink = Arc::clone(&logs);
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if line.contains("\"verdict serving\"") {
-                    let _ = tx.send(line.clone());
-                }
-                let mut logs = sink.lock().expect("logs lock");
-                logs.push_str(&line);
-                logs.push('\n');
-            }
-        });
-        let line = match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(line) => line,
-            Err(_) => {
-                let _ = child.kill();
-                panic!(
-                    "verdict did not start; logs:\n{}",
-                    logs.lock().expect("logs lock")
-                );
-            }
-        };
-        let event: serde_json::Value = serde_json::from_str(&line).expect("json log line");
-        let addr = |key: &str| -> SocketAddr {
-            event[key]
-                .as_str()
-                .expect("address field")
-                .parse()
-                .expect("socket address")
-        };
-        Server {
-            grpc: addr("grpc"),
-            admin: addr("admin"),
-            child,
-            logs,
-            scratch,
-            config,
-        }
+        Self::start_with_env(config_toml, files, args, &[])
     }
 
     /// `http://HOST:PORT` of the gRPC listener.
