@@ -1,5 +1,5 @@
-//! `verdict-load`: the load generator for verdict (grows with issue 4).
+//! `verdict-load`: the load generator for verdict (see `verdict-load --help`).
 
-fn main() {
-    println!("verdict-load: the load harness arrives with the scenarios of issue 4");
+fn main() -> std::process::ExitCode {
+    verdict_load::cli::main()
 }
