@@ -18,6 +18,7 @@ use envoy_types::pb::envoy::r#type::v3::HttpStatus;
 use envoy_types::pb::google::protobuf::{ListValue, Struct, Value as PbValue, value::Kind};
 use envoy_types::pb::google::rpc::Status as RpcStatus;
 use serde_json::{Map, Value};
+
 use std::collections::HashMap;
 use std::time::Instant;
 use tonic::{Request, Response, Status};
@@ -116,18 +117,40 @@ pub fn render(decision: &Decision) -> CheckResponse {
                     ..Default::default()
                 })
                 .collect();
-            let mut metadata = Map::new();
-            metadata.insert("provider".into(), Value::String(allowed.provider.clone()));
-            metadata.insert("alg".into(), Value::String(allowed.alg.name().into()));
-            metadata.insert("claims".into(), Value::Object(allowed.claims.clone()));
-            let mut namespaced = Map::new();
-            namespaced.insert("verdict".into(), Value::Object(metadata));
+            // Built straight from the claims, without an intermediate JSON copy.
+            let string = |s: &str| PbValue {
+                kind: Some(Kind::StringValue(s.to_owned())),
+            };
+            let verdict = Struct {
+                fields: [
+                    ("provider".to_owned(), string(&allowed.provider)),
+                    ("alg".to_owned(), string(allowed.alg.name())),
+                    (
+                        "claims".to_owned(),
+                        PbValue {
+                            kind: Some(Kind::StructValue(to_struct(&allowed.claims))),
+                        },
+                    ),
+                ]
+                .into_iter()
+                .collect(),
+            };
+            let namespaced = Struct {
+                fields: [(
+                    "verdict".to_owned(),
+                    PbValue {
+                        kind: Some(Kind::StructValue(verdict)),
+                    },
+                )]
+                .into_iter()
+                .collect(),
+            };
             CheckResponse {
                 status: Some(RpcStatus {
                     code: GRPC_OK,
                     ..Default::default()
                 }),
-                dynamic_metadata: Some(to_struct(&namespaced)),
+                dynamic_metadata: Some(namespaced),
                 http_response: Some(HttpResponse::OkResponse(OkHttpResponse {
                     headers,
                     headers_to_remove: allowed.headers_to_remove.clone(),
