@@ -6,7 +6,7 @@ use crate::report::{ClientInfo, Machine, Report, Results, ServerInfo, comparison
 use crate::scenario::{Alg, Credential, Distribution, Dur, RpcKind, Scenario, parse_duration};
 use crate::setup::{ServerSettings, WorkDir};
 use crate::spawn::{SpawnOptions, Spawned, default_verdict_bin, parse_cpu_list, verdict_version};
-use crate::tokens::TokenPool;
+use crate::tokens::{PoolSource, TokenPool};
 use anyhow::{Context, anyhow};
 use clap::{Args, Parser, Subcommand};
 use rand::SeedableRng;
@@ -241,6 +241,10 @@ pub struct RunArgs {
     /// a --spawn run]. Required with --target unless the credential is none.
     #[arg(long)]
     pub work_dir: Option<PathBuf>,
+    /// Sign the token pool afresh even if WORK_DIR/pools/ holds one for this mix (the cache
+    /// is used only with --spawn and an explicit --work-dir).
+    #[arg(long)]
+    pub no_pool_cache: bool,
     /// Write the JSON report here.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -283,6 +287,9 @@ pub struct PrepareArgs {
     /// `workers` of the generated config (0 = one per CPU).
     #[arg(long, default_value_t = 0)]
     pub workers: usize,
+    /// Sign the token pool afresh even if WORK_DIR/pools/ holds one for this mix.
+    #[arg(long)]
+    pub no_pool_cache: bool,
     /// Also write this many tokens, drawn as a run would, one per line.
     #[arg(long, requires = "tokens_out")]
     pub tokens: Option<usize>,
@@ -363,16 +370,35 @@ fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// Signs the scenario's pool (or reads it from `WORK_DIR/pools/` when `cache_validity_s`
+/// is given: the seconds its valid tokens must still be valid).
 fn build_pool(
     scenario: &Scenario,
     work: &WorkDir,
+    cache_validity_s: Option<u64>,
 ) -> anyhow::Result<(crate::tokens::SigningKeys, TokenPool)> {
     let keys = work.keys()?;
     let started = Instant::now();
-    let pool = TokenPool::build(&scenario.tokens, &keys, unix_now())?;
+    let (pool, source) = match cache_validity_s {
+        Some(validity) => TokenPool::build_cached(
+            &scenario.tokens,
+            &keys,
+            unix_now(),
+            &work.dir.join("pools"),
+            validity,
+        )?,
+        None => (
+            TokenPool::build(&scenario.tokens, &keys, unix_now())?,
+            PoolSource::Signed,
+        ),
+    };
     if !pool.is_empty() {
+        let how = match source {
+            PoolSource::Signed => "signed",
+            PoolSource::Cached => "read from the pool cache",
+        };
         eprintln!(
-            "verdict-load: signed {} tokens in {:.1} s",
+            "verdict-load: {how} {} tokens in {:.1} s",
             pool.len(),
             started.elapsed().as_secs_f64()
         );
@@ -425,7 +451,11 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             work.dir.display()
         ));
     }
-    let (keys, pool) = build_pool(&scenario, &work)?;
+    // A fresh server has seen none of the cached tokens; a running one may have: --target
+    // always signs anew so that "new" tokens are new.
+    let cache = (args.spawn && args.work_dir.is_some() && !args.no_pool_cache)
+        .then(|| scenario.load.hard_deadline().as_secs() + 300);
+    let (keys, pool) = build_pool(&scenario, &work, cache)?;
     let pool = Arc::new(pool);
 
     let all_cpus: Vec<usize> = core_affinity::get_core_ids()
@@ -572,7 +602,8 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
 fn prepare(args: PrepareArgs) -> anyhow::Result<()> {
     let (scenario, _) = load_scenario(args.scenario.as_deref(), &args.overrides)?;
     let work = WorkDir::at(&args.work_dir);
-    let (keys, pool) = build_pool(&scenario, &work)?;
+    let cache = (!args.no_pool_cache).then_some(900);
+    let (keys, pool) = build_pool(&scenario, &work, cache)?;
     let settings = ServerSettings {
         grpc_listen: args.listen,
         admin_listen: args.admin_listen,

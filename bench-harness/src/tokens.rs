@@ -198,7 +198,9 @@ fn b64(bytes: &[u8]) -> String {
 }
 
 /// What kind of credential a request carries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
     /// A valid token from the repeated pool.
@@ -427,6 +429,71 @@ struct Spec {
     index: usize,
 }
 
+/// One category to sign: kind, fraction, size, distribution.
+type PlanEntry = (Kind, f64, usize, Distribution);
+
+/// The categories a mix needs.
+fn plan(mix: &TokenMix) -> anyhow::Result<Vec<PlanEntry>> {
+    let valid_fraction = mix.valid_fraction().max(0.0);
+    let mut plan: Vec<PlanEntry> = Vec::new();
+    if valid_fraction > 1e-12 {
+        plan.push((Kind::Valid, valid_fraction, mix.distinct, mix.distribution));
+    }
+    if mix.new > 0.0 {
+        plan.push((Kind::New, mix.new, mix.new_pool, Distribution::Sequential));
+    }
+    for (kind, fraction) in [
+        (Kind::BadSignature, mix.invalid),
+        (Kind::Expired, mix.expired),
+        (Kind::UnknownKid, mix.unknown_kid),
+        (Kind::Revoked, mix.revoked),
+    ] {
+        if fraction > 0.0 {
+            let size = category_size(mix.distinct, fraction, valid_fraction);
+            plan.push((kind, fraction, size, mix.distribution));
+        }
+    }
+    if plan.is_empty() {
+        return Err(anyhow!("the token mix is empty"));
+    }
+    Ok(plan)
+}
+
+/// Format version of the pool cache files.
+const CACHE_FORMAT: u32 = 1;
+
+/// A signed pool stored in a work directory (`pools/<key>.json`).
+#[derive(Serialize, serde::Deserialize)]
+struct CachedPool {
+    format: u32,
+    key: String,
+    created_unix: u64,
+    valid_until: u64,
+    categories: Vec<CachedCategory>,
+}
+
+#[derive(Serialize, serde::Deserialize)]
+struct CachedCategory {
+    kind: Kind,
+    tokens: Vec<CachedToken>,
+}
+
+#[derive(Serialize, serde::Deserialize)]
+struct CachedToken {
+    text: String,
+    alg: Option<Alg>,
+    jti: String,
+}
+
+/// Where a pool came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PoolSource {
+    /// Signed now.
+    Signed,
+    /// Read from the work directory's pool cache.
+    Cached,
+}
+
 impl TokenPool {
     /// Signs the pool for `mix` with `keys` at Unix time `now`, on every core.
     pub fn build(mix: &TokenMix, keys: &SigningKeys, now: u64) -> anyhow::Result<TokenPool> {
@@ -441,63 +508,75 @@ impl TokenPool {
                 cumulative: vec![1.0],
             });
         }
-        let weights = mix.algorithm_weights().map_err(|e| anyhow!("{e}"))?;
-        let valid_fraction = mix.valid_fraction().max(0.0);
-        let mut plan: Vec<(Kind, f64, usize, Distribution)> = Vec::new();
-        if valid_fraction > 1e-12 {
-            plan.push((Kind::Valid, valid_fraction, mix.distinct, mix.distribution));
+        let plan = plan(mix)?;
+        let tokens = sign_plan(mix, &plan, keys, now)?;
+        Ok(Self::assemble(mix, plan, tokens))
+    }
+
+    /// [`TokenPool::build`], reusing a pool signed earlier for the same mix and keys when one
+    /// is stored in `cache_dir` and its valid tokens stay valid for `min_validity_s` more
+    /// seconds; a newly signed pool is stored there. Signing RSA pools is slow (about 1 ms per
+    /// token per core): the cache makes repeated runs start at once.
+    pub fn build_cached(
+        mix: &TokenMix,
+        keys: &SigningKeys,
+        now: u64,
+        cache_dir: &Path,
+        min_validity_s: u64,
+    ) -> anyhow::Result<(TokenPool, PoolSource)> {
+        if mix.credential == Credential::None {
+            return Ok((Self::build(mix, keys, now)?, PoolSource::Signed));
         }
-        if mix.new > 0.0 {
-            plan.push((Kind::New, mix.new, mix.new_pool, Distribution::Sequential));
+        let plan = plan(mix)?;
+        let key = cache_key(mix, keys)?;
+        let path = cache_dir.join(format!("{key}.json"));
+        if let Some(tokens) = read_cache(&path, &key, &plan, now + min_validity_s) {
+            return Ok((Self::assemble(mix, plan, tokens), PoolSource::Cached));
         }
-        for (kind, fraction) in [
-            (Kind::BadSignature, mix.invalid),
-            (Kind::Expired, mix.expired),
-            (Kind::UnknownKid, mix.unknown_kid),
-            (Kind::Revoked, mix.revoked),
-        ] {
-            if fraction > 0.0 {
-                let size = category_size(mix.distinct, fraction, valid_fraction);
-                plan.push((kind, fraction, size, mix.distribution));
-            }
-        }
-        if plan.is_empty() {
-            return Err(anyhow!("the token mix is empty"));
-        }
-        let strangers = if mix.unknown_kid > 0.0 {
-            Some(SigningKeys::generate("stranger")?)
-        } else {
-            None
+        let tokens = sign_plan(mix, &plan, keys, now)?;
+        let cached = CachedPool {
+            format: CACHE_FORMAT,
+            key: key.clone(),
+            created_unix: now,
+            valid_until: now + mix.lifetime.0.as_secs(),
+            categories: plan
+                .iter()
+                .zip(&tokens)
+                .map(|((kind, ..), tokens)| CachedCategory {
+                    kind: *kind,
+                    tokens: tokens
+                        .iter()
+                        .map(|t| CachedToken {
+                            text: t.text.to_string(),
+                            alg: t.alg,
+                            jti: t.jti.clone(),
+                        })
+                        .collect(),
+                })
+                .collect(),
         };
-        let specs: Vec<Spec> = plan
-            .iter()
-            .flat_map(|(kind, _, size, _)| {
-                assign_algorithms(&weights, *size)
-                    .into_iter()
-                    .enumerate()
-                    .map(|(index, alg)| Spec {
-                        kind: *kind,
-                        alg,
-                        index,
-                    })
-            })
-            .collect();
-        let lifetime = mix.lifetime.0.as_secs();
-        let run_tag = format!("{:x}", mix.seed);
-        let signed = sign_parallel(&specs, |spec| {
-            sign_one(keys, strangers.as_ref(), spec, now, lifetime, &run_tag)
-        })?;
-        let mut signed = signed.into_iter();
-        let mut categories = Vec::with_capacity(plan.len());
-        for (kind, fraction, size, distribution) in plan {
-            let tokens: Vec<Token> = signed.by_ref().take(size).collect();
-            categories.push(Category {
+        std::fs::create_dir_all(cache_dir)
+            .with_context(|| format!("creating {}", cache_dir.display()))?;
+        let tmp = cache_dir.join(format!("{key}.json.tmp{}", std::process::id()));
+        let file =
+            std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+        serde_json::to_writer(std::io::BufWriter::new(file), &cached)
+            .with_context(|| format!("writing {}", tmp.display()))?;
+        std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
+        Ok((Self::assemble(mix, plan, tokens), PoolSource::Signed))
+    }
+
+    fn assemble(mix: &TokenMix, plan: Vec<PlanEntry>, tokens: Vec<Vec<Token>>) -> TokenPool {
+        let categories: Vec<Category> = plan
+            .into_iter()
+            .zip(tokens)
+            .map(|((kind, fraction, _, distribution), tokens)| Category {
                 kind,
                 fraction,
                 sampler: Sampler::new(distribution, tokens.len(), mix.zipf_exponent),
                 tokens,
-            });
-        }
+            })
+            .collect();
         let total: f64 = categories.iter().map(|c| c.fraction).sum();
         let mut acc = 0.0;
         let mut cumulative: Vec<f64> = categories
@@ -510,10 +589,10 @@ impl TokenPool {
         if let Some(last) = cumulative.last_mut() {
             *last = 1.0;
         }
-        Ok(TokenPool {
+        TokenPool {
             categories,
             cumulative,
-        })
+        }
     }
 
     /// Draws one credential.
@@ -600,6 +679,98 @@ impl TokenPool {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// Signs every category of `plan`, in parallel.
+fn sign_plan(
+    mix: &TokenMix,
+    plan: &[PlanEntry],
+    keys: &SigningKeys,
+    now: u64,
+) -> anyhow::Result<Vec<Vec<Token>>> {
+    let weights = mix.algorithm_weights().map_err(|e| anyhow!("{e}"))?;
+    let strangers = if mix.unknown_kid > 0.0 {
+        Some(SigningKeys::generate("stranger")?)
+    } else {
+        None
+    };
+    let specs: Vec<Spec> = plan
+        .iter()
+        .flat_map(|(kind, _, size, _)| {
+            assign_algorithms(&weights, *size)
+                .into_iter()
+                .enumerate()
+                .map(|(index, alg)| Spec {
+                    kind: *kind,
+                    alg,
+                    index,
+                })
+        })
+        .collect();
+    let lifetime = mix.lifetime.0.as_secs();
+    let run_tag = format!("{:x}", mix.seed);
+    let signed = sign_parallel(&specs, |spec| {
+        sign_one(keys, strangers.as_ref(), spec, now, lifetime, &run_tag)
+    })?;
+    let mut signed = signed.into_iter();
+    Ok(plan
+        .iter()
+        .map(|(_, _, size, _)| signed.by_ref().take(*size).collect())
+        .collect())
+}
+
+/// The cache key of a mix signed with `keys`: SHA-256 over the format, the mix and the JWKS.
+fn cache_key(mix: &TokenMix, keys: &SigningKeys) -> anyhow::Result<String> {
+    let text = format!(
+        "verdict-load pool v{CACHE_FORMAT}\n{}\n{}",
+        serde_json::to_string(mix)?,
+        keys.jwks()
+    );
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, text.as_bytes());
+    Ok(digest
+        .as_ref()
+        .iter()
+        .take(16)
+        .map(|b| format!("{b:02x}"))
+        .collect())
+}
+
+/// The cached tokens at `path`, if they match `plan` and stay valid until `valid_at`.
+fn read_cache(
+    path: &Path,
+    key: &str,
+    plan: &[PlanEntry],
+    valid_at: u64,
+) -> Option<Vec<Vec<Token>>> {
+    let file = std::fs::File::open(path).ok()?;
+    let cached: CachedPool = serde_json::from_reader(std::io::BufReader::new(file)).ok()?;
+    if cached.format != CACHE_FORMAT
+        || cached.key != key
+        || cached.valid_until < valid_at
+        || cached.categories.len() != plan.len()
+    {
+        return None;
+    }
+    let fits = plan
+        .iter()
+        .zip(&cached.categories)
+        .all(|((kind, _, size, _), c)| c.kind == *kind && c.tokens.len() == *size);
+    fits.then(|| {
+        cached
+            .categories
+            .into_iter()
+            .map(|c| {
+                c.tokens
+                    .into_iter()
+                    .map(|t| Token {
+                        text: t.text.into(),
+                        alg: t.alg,
+                        jti: t.jti,
+                    })
+                    .collect()
+            })
+            .collect()
+    })
 }
 
 fn sign_one(

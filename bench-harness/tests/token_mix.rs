@@ -343,3 +343,41 @@ fn keys_persist_and_the_generated_config_loads() {
     assert!(revoked.lines().all(|l| l.starts_with("revoked-")));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn signed_pools_are_cached_per_mix_and_keys() {
+    use verdict_load::tokens::PoolSource;
+    let dir = scratch("poolcache");
+    let signing = keys();
+    let m = mix(|m| {
+        m.distinct = 9;
+        m.invalid = 0.1;
+        m.new = 0.1;
+        m.new_pool = 5;
+    });
+    let (first, source) = TokenPool::build_cached(&m, &signing, now(), &dir, 600).expect("signed");
+    assert_eq!(source, PoolSource::Signed);
+    let (again, source) = TokenPool::build_cached(&m, &signing, now(), &dir, 600).expect("cached");
+    assert_eq!(source, PoolSource::Cached);
+    let texts = |p: &TokenPool| -> Vec<String> {
+        p.categories()
+            .iter()
+            .flat_map(|c| c.tokens.iter().map(|t| t.text.to_string()))
+            .collect()
+    };
+    assert_eq!(texts(&first), texts(&again));
+    assert_eq!(first.summary(), again.summary());
+
+    // Tokens that would expire too soon, another mix, or other keys: signed anew.
+    let (_, source) = TokenPool::build_cached(&m, &signing, now(), &dir, 7200).expect("pool");
+    assert_eq!(source, PoolSource::Signed);
+    let other = TokenMix {
+        distinct: 10,
+        ..m.clone()
+    };
+    let (_, source) = TokenPool::build_cached(&other, &signing, now(), &dir, 600).expect("pool");
+    assert_eq!(source, PoolSource::Signed);
+    let (_, source) = TokenPool::build_cached(&m, &keys(), now(), &dir, 600).expect("pool");
+    assert_eq!(source, PoolSource::Signed);
+    let _ = std::fs::remove_dir_all(&dir);
+}
