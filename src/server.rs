@@ -63,6 +63,12 @@ pub fn serve(options: ServeOptions) -> ExitCode {
             config::LogFormat::Json => telemetry::LogFormat::Json,
         });
     telemetry::init_logging(log_format);
+    // One descriptor per gateway connection: lift the soft limit to the hard one, as proxies do,
+    // so a default 1024 does not cap connections far below `max_connections`.
+    match rlimit::increase_nofile_limit(config.server.max_connections as u64 + 1024) {
+        Ok(limit) => tracing::debug!(limit, "open-file limit"),
+        Err(error) => tracing::warn!(%error, "cannot raise the open-file limit"),
+    }
     for warning in config.warnings() {
         tracing::warn!(%warning, "config");
     }
