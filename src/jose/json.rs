@@ -5,6 +5,7 @@
 //! in the claims alike.
 
 use serde::de::{self, Deserialize, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::map::Entry;
 use serde_json::{Map, Number, Value};
 use std::fmt;
 
@@ -94,11 +95,11 @@ impl<'de> Visitor<'de> for StrictVisitor {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let mut out = Map::new();
         while let Some(key) = map.next_key::<String>()? {
-            if out.contains_key(&key) {
+            // One tree descent per member: the vacant slot is filled once the value is parsed.
+            let Entry::Vacant(slot) = out.entry(key) else {
                 return Err(de::Error::custom(DUPLICATE_MARKER));
-            }
-            let value = map.next_value_seed(StrictSeed)?;
-            out.insert(key, value);
+            };
+            slot.insert(map.next_value_seed(StrictSeed)?);
         }
         Ok(Value::Object(out))
     }
