@@ -10,12 +10,13 @@ use aws_lc_rs::signature::{self, ParsedPublicKey, RsaParameters, RsaPublicKeyCom
 /// Below this many Ed25519 signatures in one batch, single verification is faster.
 ///
 /// Measured with `cargo bench --bench verify -- --warm-up-time 1 --measurement-time 3
-/// ed25519_batch` then `python3 benches/ratios.py` (criterion medians, per signature, distinct
-/// keys and ~300-byte JWT messages) on an AMD EPYC (Zen 3, 2 vCPUs), which has AVX2 but no
-/// AVX-512 IFMA, so dalek runs its AVX2 backend: aws-lc-rs single verification 42.9 µs;
-/// dalek batch of 2: 39.3 µs, 4: 31.4 µs, 8: 27.4 µs, 16: 25.3 µs, 128: 24.5 µs (1.76×). A
-/// batch of 2 already wins (by ~10%, in two quiet runs), so batching starts at 2.
-pub const DEFAULT_ED25519_BATCH_THRESHOLD: usize = 2;
+/// ed25519_batch` then `python3 benches/ratios.py` (criterion medians per signature, distinct
+/// keys, ~450-byte JWT signing inputs) on an AMD EPYC (Zen 3, 2 vCPUs) with AVX2 but no AVX-512
+/// IFMA, so curve25519-dalek runs its AVX2 backend: aws-lc-rs single verification 42.6 µs;
+/// dalek batch of 2: 44.3 µs, 4: 34.3 µs, 8: 30.1 µs, 16: 26.9 µs, 128: 23.8 µs (1.79×). Over
+/// four runs a batch of 2 ranged from 0.96× to 1.12× of single verification (noise), a batch
+/// of 4 from 1.24× to 1.39×, so batching starts at 4.
+pub const DEFAULT_ED25519_BATCH_THRESHOLD: usize = 4;
 
 /// AWS-LC engine.
 #[derive(Debug, Clone)]

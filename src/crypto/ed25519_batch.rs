@@ -42,16 +42,46 @@ pub(crate) fn batch_key(x: &[u8; 32]) -> Option<VerifyingKey> {
     (!key.is_weak()).then_some(key)
 }
 
+/// The y coordinates (little-endian, sign bit clear) of the eight small-order points: 0 and 1
+/// (order 4 and 1), p - 1 (order 2), and the two order-8 values. A canonical encoding decodes to
+/// a small-order point exactly when its y (sign bit masked) is one of these.
+const SMALL_ORDER_Y: [[u8; 32]; 5] = {
+    let zero = [0u8; 32];
+    let mut one = [0u8; 32];
+    one[0] = 1;
+    let mut minus_one = FIELD_PRIME_LE;
+    minus_one[0] = 0xec;
+    [
+        zero,
+        one,
+        minus_one,
+        [
+            0x26, 0xe8, 0x95, 0x8f, 0xc2, 0xb2, 0x27, 0xb0, 0x45, 0xc3, 0xf4, 0x89, 0xf2, 0xef,
+            0x98, 0xf0, 0xd5, 0xdf, 0xac, 0x05, 0xd3, 0xc6, 0x33, 0x39, 0xb1, 0x38, 0x02, 0x88,
+            0x6d, 0x53, 0xfc, 0x05,
+        ],
+        [
+            0xc7, 0x17, 0x6a, 0x70, 0x3d, 0x4d, 0xd8, 0x4f, 0xba, 0x3c, 0x0b, 0x76, 0x0d, 0x10,
+            0x67, 0x0f, 0x2a, 0x20, 0x53, 0xfa, 0x2c, 0x39, 0xcc, 0xc6, 0x4e, 0xc7, 0xfd, 0x77,
+            0x92, 0xac, 0x03, 0x7a,
+        ],
+    ]
+};
+
 /// Whether a signature may join a batch: canonical R encoding whose point is not small order.
+/// R is not decompressed here (dalek decompresses it in the batch; an R off the curve fails the
+/// batch and the caller falls back to single verification), which saves one field
+/// exponentiation per signature.
 fn batchable_signature(signature: &[u8]) -> Option<Signature> {
     let bytes: &[u8; 64] = signature.try_into().ok()?;
-    let r: [u8; 32] = bytes.get(..32)?.try_into().ok()?;
+    let mut r: [u8; 32] = bytes.get(..32)?.try_into().ok()?;
     if !is_canonical_point_encoding(&r) {
         return None;
     }
-    // A small-order R is exactly a weak "verifying key" encoding.
-    let r_point = VerifyingKey::from_bytes(&r).ok()?;
-    if r_point.is_weak() {
+    if let Some(top) = r.last_mut() {
+        *top &= 0x7f;
+    }
+    if SMALL_ORDER_Y.contains(&r) {
         return None;
     }
     Some(Signature::from_bytes(bytes))
@@ -94,5 +124,23 @@ mod tests {
             "sign bit is ignored"
         );
         assert!(!is_canonical_point_encoding(&[0xff; 32]));
+    }
+
+    #[test]
+    fn small_order_table_matches_dalek() {
+        for y in SMALL_ORDER_Y {
+            for sign in [0u8, 0x80] {
+                let mut enc = y;
+                enc[31] |= sign;
+                let point = VerifyingKey::from_bytes(&enc).expect("small-order points decode");
+                assert!(point.is_weak(), "{enc:02x?} is small order");
+            }
+        }
+        // And a few non-small-order encodings are not in the table.
+        let base = ed25519_dalek::SigningKey::from_bytes(&[7; 32]).verifying_key();
+        assert!(!base.is_weak());
+        let mut enc = base.to_bytes();
+        enc[31] &= 0x7f;
+        assert!(!SMALL_ORDER_Y.contains(&enc));
     }
 }
