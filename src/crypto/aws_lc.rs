@@ -12,11 +12,11 @@ use aws_lc_rs::signature::{self, ParsedPublicKey, RsaParameters, RsaPublicKeyCom
 /// Measured with `cargo bench --bench verify -- --warm-up-time 1 --measurement-time 3
 /// ed25519_batch` then `python3 benches/ratios.py` (criterion medians per signature, distinct
 /// keys, ~450-byte JWT signing inputs) on an AMD EPYC (Zen 3, 2 vCPUs) with AVX2 but no AVX-512
-/// IFMA, so curve25519-dalek runs its AVX2 backend: aws-lc-rs single verification 42.6 µs;
-/// dalek batch of 2: 44.3 µs, 4: 34.3 µs, 8: 30.1 µs, 16: 26.9 µs, 128: 23.8 µs (1.79×). Over
-/// four runs a batch of 2 ranged from 0.96× to 1.12× of single verification (noise), a batch
-/// of 4 from 1.24× to 1.39×, so batching starts at 4.
-pub const DEFAULT_ED25519_BATCH_THRESHOLD: usize = 4;
+/// IFMA, so curve25519-dalek runs its AVX2 backend. With the small-order check done by table
+/// (no second decompression of R): aws-lc-rs single verification 42.4 µs; dalek batch of 2:
+/// 33.1 µs, 4: 25.7 µs, 8: 21.7 µs, 16: 19.7 µs, 128: 18.2 µs (2.33×). A batch of 2 already
+/// wins by 1.28×, well outside the run-to-run noise seen before (±10%), so batching starts at 2.
+pub const DEFAULT_ED25519_BATCH_THRESHOLD: usize = 2;
 
 /// AWS-LC engine.
 #[derive(Debug, Clone)]
