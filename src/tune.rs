@@ -3,7 +3,7 @@
 #![forbid(unsafe_code)]
 
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// How a current value compares to the recommendation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -395,11 +395,6 @@ pub fn apply(checks: &[Check]) -> (Vec<PathBuf>, Vec<String>) {
         }
     }
     (written, errors)
-}
-
-/// Whether a path exists on the host (for tests).
-pub fn exists(host: &Host, absolute: &str) -> bool {
-    Path::new(&host.path(absolute)).exists()
 }
 
 #[cfg(test)]

@@ -287,27 +287,8 @@ pub fn judge_batch<'p>(
     backend.verify_batch(&jobs, &mut signatures);
     drop(jobs);
     for ((index, provider, pending), signature) in pending.into_iter().zip(signatures) {
-        let alg = pending.header().alg;
-        let outcome = pending
-            .finish(signature, &provider.policy.rules, now)
-            .and_then(|verified| {
-                if has_scopes(verified.claims.members(), &provider.required_scopes) {
-                    Ok(Judged {
-                        provider,
-                        alg,
-                        claims: verified.claims,
-                    })
-                } else {
-                    Err(Reject::InsufficientScope)
-                }
-            })
-            .map_err(|reason| Failed {
-                reason,
-                provider: Some(provider),
-                alg: Some(alg),
-            });
         if let Some(slot) = results.get_mut(index) {
-            *slot = outcome;
+            *slot = conclude(provider, pending, signature, now);
         }
     }
     results
@@ -349,14 +330,30 @@ pub fn judge<'p>(
     };
     let pending = begin(token.as_bytes(), &provider.policy, &provider.keys)
         .map_err(|r| failed(r, readable_alg(token, r)))?;
-    let alg = pending.header().alg;
     let job = pending.job();
     let signature = backend.verify(job.key, job.message, job.signature);
+    conclude(provider, pending, signature, now)
+}
+
+/// The second half shared by [`judge`] and [`judge_batch`]: given the signature result, check
+/// the claims and the provider's required scopes.
+fn conclude<'p>(
+    provider: &'p Provider,
+    pending: super::Pending<'_, '_>,
+    signature: Result<(), Reject>,
+    now: u64,
+) -> Result<Judged<'p>, Failed<'p>> {
+    let alg = pending.header().alg;
+    let failed = |reason| Failed {
+        reason,
+        provider: Some(provider),
+        alg: Some(alg),
+    };
     let verified = pending
         .finish(signature, &provider.policy.rules, now)
-        .map_err(|r| failed(r, Some(alg)))?;
+        .map_err(failed)?;
     if !has_scopes(verified.claims.members(), &provider.required_scopes) {
-        return Err(failed(Reject::InsufficientScope, Some(alg)));
+        return Err(failed(Reject::InsufficientScope));
     }
     Ok(Judged {
         provider,
