@@ -228,7 +228,7 @@ impl Providers {
                 .find(|p| p.name == name)
                 .ok_or(Reject::WrongIssuer),
             Selector::Issuer(source) => {
-                if let ([only], None) | ([only], Some(_)) = (self.list.as_slice(), source) {
+                if let [only] = self.list.as_slice() {
                     return Ok(only);
                 }
                 let limits = self
