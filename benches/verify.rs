@@ -423,7 +423,7 @@ fn bench_algorithms(c: &mut Criterion) {
         assert!(raw(input.as_bytes(), &sig), "{}: raw verify", case.name);
         let verified = verify_token(jwt.as_bytes(), policy, keys, &backend, fx.now)
             .unwrap_or_else(|e| panic!("{}: verdict rejects: {e:?}", case.name));
-        assert_eq!(verified.claims.string("iss"), Ok(Some(ISSUER)));
+        assert_eq!(verified.claims.issuer(), Ok(Some(ISSUER)));
         let decoding_key = case.decoding_key();
         let mut validation = jsonwebtoken::Validation::new(case.jwt_alg);
         validation.set_issuer(&[ISSUER]);
@@ -448,6 +448,15 @@ fn bench_algorithms(c: &mut Criterion) {
                     &backend,
                     fx.now,
                 ))
+            })
+        });
+        // The same, then the full claims map built (what the CLI and claim metadata use), to
+        // compare like for like with jsonwebtoken's decode into a map.
+        group.bench_function("verdict_full_map", |b| {
+            b.iter(|| {
+                let verified =
+                    verify_token(black_box(jwt.as_bytes()), policy, keys, &backend, fx.now);
+                black_box(verified.map(|v| v.claims.into_members()))
             })
         });
         group.bench_function("jsonwebtoken_decode", |b| {
@@ -485,9 +494,27 @@ fn bench_parse(c: &mut Criterion) {
     group.bench_function("keyset_select", |b| {
         b.iter(|| black_box(fx.asymmetric.select(black_box(&jws.header)).is_ok()))
     });
+    group.bench_function("serde_json_ignored_any_claims", |b| {
+        b.iter(|| {
+            black_box(serde_json::from_slice::<serde::de::IgnoredAny>(black_box(
+                &jws.payload,
+            )))
+        })
+    });
+    group.bench_function("walk_claims", |b| {
+        b.iter(|| {
+            black_box(verdict::jose::json::walk_object(
+                black_box(&jws.payload),
+                &["iss", "aud", "exp", "nbf", "iat"],
+                &mut |i, v| {
+                    black_box((i, v));
+                },
+            ))
+        })
+    });
     group.bench_function("claims_parse_and_check", |b| {
         b.iter(|| {
-            let claims = verdict::jose::Claims::parse(black_box(&jws.payload));
+            let claims = verdict::jose::Claims::from_payload(black_box(jws.payload.clone()));
             black_box(claims.and_then(|c| policy.rules.check(&jws.header, &c, fx.now)))
         })
     });

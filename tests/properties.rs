@@ -784,3 +784,87 @@ proptest! {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// 4. verdict's strict JSON parser agrees with serde_json, apart from refusing duplicates.
+
+/// JSON text: a serialised arbitrary object, then one random edit (a byte replaced, inserted or
+/// removed), so most inputs are near-valid and reach deep into the grammar.
+fn near_json() -> impl Strategy<Value = Vec<u8>> {
+    const INTERESTING: &[u8] =
+        b"{}[]\",:\\/u0123456789abcdefABCDEF.eE+- \t\n\rtruefalsenull\x01\x7f\xc3\xa9\xff";
+    (
+        proptest::collection::btree_map("(?s).{0,6}", json_value(), 0..5),
+        any::<Index>(),
+        any::<Index>(),
+        0..4u8,
+    )
+        .prop_map(|(members, at, pick, edit)| {
+            let object = Value::Object(members.into_iter().collect());
+            let mut text = serde_json::to_vec(&object).expect("serialises");
+            let position = at.index(text.len() + 1);
+            let byte = INTERESTING[pick.index(INTERESTING.len())];
+            match edit {
+                0 if position < text.len() => text[position] = byte,
+                1 => text.insert(position, byte),
+                2 if position < text.len() => {
+                    text.remove(position);
+                }
+                _ => {}
+            }
+            text
+        })
+}
+
+/// Equal JSON values, except that floats may differ in the last bit: verdict reads numbers
+/// with Rust's correctly rounded parser, serde_json (without `float_roundtrip`) with a faster
+/// one that is sometimes a few ULPs off (more for subnormals).
+fn same_json(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) if x.is_f64() || y.is_f64() => {
+            let (x, y) = (
+                x.as_f64().unwrap_or(f64::NAN),
+                y.as_f64().unwrap_or(f64::NAN),
+            );
+            // Subnormals lose relative precision, hence the absolute floor.
+            x == y || (x - y).abs() <= 1e-12 * x.abs().max(y.abs()) || (x - y).abs() < 1e-300
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(x, y)| same_json(x, y))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| same_json(v, w)))
+        }
+        _ => a == b,
+    }
+}
+
+proptest! {
+    #![proptest_config(config(4000))]
+
+    #[test]
+    fn strict_json_agrees_with_serde_json(text in near_json()) {
+        use verdict::jose::json::{StrictJsonError, parse_object, walk_object};
+        let ours = parse_object(&text);
+        let theirs = serde_json::from_slice::<Value>(&text);
+        match &ours {
+            Ok(map) => {
+                let theirs = theirs.expect("serde_json accepts what verdict accepts");
+                let ours = Value::Object(map.clone());
+                prop_assert!(same_json(&ours, &theirs), "{ours:?} != {theirs:?}");
+            }
+            Err(StrictJsonError::Invalid) => prop_assert!(
+                !matches!(theirs, Ok(Value::Object(_))),
+                "verdict refused an object serde_json reads: {}",
+                String::from_utf8_lossy(&text)
+            ),
+            // serde_json keeps the last duplicate; refusing is the point.
+            Err(StrictJsonError::DuplicateMember) => {}
+        }
+        // The non-building walk judges every document exactly as the builder does.
+        let walked = walk_object(&text, &["a", "b"], &mut |_, _| {});
+        prop_assert_eq!(walked, ours.map(|_| ()));
+    }
+}

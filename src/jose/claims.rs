@@ -1,58 +1,187 @@
 //! JWT claims (RFC 7519) and the rules a provider applies to them. Pure: `now` is an argument.
+//!
+//! Parsing is one strict pass over the payload that keeps only the registered claims the rules
+//! read (`iss`, `aud`, `exp`, `nbf`, `iat`); the full member map is built only when something
+//! asks for it (claim headers, metadata, the CLI), so the hot path allocates almost nothing.
 
-use super::json::{StrictJsonError, parse_object};
+use super::json::{Shallow, StrictJsonError, walk_object, walk_object_str};
 use super::jws::Header;
 use super::reject::Reject;
 use serde_json::{Map, Value};
+use std::borrow::Cow;
+use std::sync::OnceLock;
 
-/// The decoded claims set of a verified token.
-#[derive(Debug, Clone, PartialEq)]
+/// The decoded claims set of a verified token: the exact JSON that was signed (validated
+/// strictly) and the registered claims the rules use.
+#[derive(Debug, Clone)]
 pub struct Claims {
-    members: Map<String, Value>,
+    json: String,
+    registered: Registered,
+    members: OnceLock<Map<String, Value>>,
 }
 
+impl PartialEq for Claims {
+    fn eq(&self, other: &Self) -> bool {
+        self.json == other.json
+    }
+}
+
+/// A registered claim as found: absent, present with the expected type, or present with another.
+#[derive(Debug, Clone, Default, PartialEq)]
+enum Member<T> {
+    #[default]
+    Absent,
+    Present(T),
+    WrongType,
+}
+
+/// A string claim: a byte range of the payload when it had no escapes, else its decoded text.
+#[derive(Debug, Clone, PartialEq)]
+enum Text {
+    Span(usize, usize),
+    Decoded(Box<str>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Audience {
+    One(Text),
+    Many(Vec<Text>),
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Registered {
+    iss: Member<Text>,
+    aud: Member<Audience>,
+    exp: Member<f64>,
+    nbf: Member<f64>,
+    iat: Member<f64>,
+}
+
+/// The registered claims read while parsing, in [`Registered`]'s order.
+const REGISTERED: [&str; 5] = ["iss", "aud", "exp", "nbf", "iat"];
+
 impl Claims {
-    /// Parses a payload as a strict JSON object (duplicate member names rejected).
+    /// Parses a payload as a strict JSON object (duplicate member names rejected at any depth).
     pub fn parse(payload: &[u8]) -> Result<Claims, Reject> {
-        parse_object(payload)
-            .map(|members| Claims { members })
-            .map_err(|e| match e {
-                StrictJsonError::DuplicateMember => Reject::DuplicateMember,
-                StrictJsonError::Invalid => Reject::BadClaims,
-            })
+        Claims::from_payload(payload.to_vec())
     }
 
-    /// All members.
+    /// Like [`Claims::parse`], taking ownership of the decoded payload (no copy).
+    pub fn from_payload(payload: Vec<u8>) -> Result<Claims, Reject> {
+        // Strict JSON is UTF-8 throughout, so check that once, up front.
+        let json = String::from_utf8(payload).map_err(|_| Reject::BadClaims)?;
+        let mut registered = Registered::default();
+        let base = json.as_ptr() as usize;
+        // A borrowed string is a slice of `json`, so its position is its offset from the start.
+        let text = |s: Cow<'_, str>| match s {
+            Cow::Borrowed(b) => {
+                let start = (b.as_ptr() as usize).wrapping_sub(base);
+                Text::Span(start, start + b.len())
+            }
+            Cow::Owned(o) => Text::Decoded(o.into_boxed_str()),
+        };
+        let date = |value: Shallow<'_>| match value {
+            Shallow::Number(n) => Member::Present(n),
+            _ => Member::WrongType,
+        };
+        walk_object_str(&json, &REGISTERED, &mut |index, value| match index {
+            0 => {
+                registered.iss = match value {
+                    Shallow::String(s) => Member::Present(text(s)),
+                    _ => Member::WrongType,
+                }
+            }
+            1 => {
+                registered.aud = match value {
+                    Shallow::String(s) => Member::Present(Audience::One(text(s))),
+                    Shallow::StringArray(items) => {
+                        Member::Present(Audience::Many(items.into_iter().map(text).collect()))
+                    }
+                    _ => Member::WrongType,
+                }
+            }
+            2 => registered.exp = date(value),
+            3 => registered.nbf = date(value),
+            _ => registered.iat = date(value),
+        })
+        .map_err(|e| match e {
+            StrictJsonError::DuplicateMember => Reject::DuplicateMember,
+            StrictJsonError::Invalid => Reject::BadClaims,
+        })?;
+        Ok(Claims {
+            json,
+            registered,
+            members: OnceLock::new(),
+        })
+    }
+
+    /// The claims set exactly as signed (strict JSON object).
+    pub fn json(&self) -> &str {
+        &self.json
+    }
+
+    /// All members, built on first use.
     pub fn members(&self) -> &Map<String, Value> {
-        &self.members
+        self.members.get_or_init(|| self.build_members())
     }
 
     /// Consumes the claims, returning the members.
-    pub fn into_members(self) -> Map<String, Value> {
-        self.members
+    pub fn into_members(mut self) -> Map<String, Value> {
+        match self.members.take() {
+            Some(members) => members,
+            None => self.build_members(),
+        }
+    }
+
+    fn build_members(&self) -> Map<String, Value> {
+        // Cannot fail: the same parser already accepted this text as an object.
+        serde_json::from_str(&self.json).unwrap_or_default()
     }
 
     /// One member.
     pub fn get(&self, name: &str) -> Option<&Value> {
-        self.members.get(name)
+        self.members().get(name)
     }
 
-    /// A string-valued registered claim; another type is `BadClaims`.
-    pub fn string(&self, name: &str) -> Result<Option<&str>, Reject> {
-        match self.members.get(name) {
-            None => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s)),
-            Some(_) => Err(Reject::BadClaims),
+    /// Whether a member is present, without building the member map.
+    pub fn contains(&self, name: &str) -> bool {
+        if let Some(members) = self.members.get() {
+            return members.contains_key(name);
+        }
+        let mut found = false;
+        let walked = walk_object(self.json.as_bytes(), &[name], &mut |_, _| found = true);
+        walked.is_ok() && found
+    }
+
+    fn text<'a>(&'a self, text: &'a Text) -> &'a str {
+        match text {
+            Text::Span(start, end) => self.json.get(*start..*end).unwrap_or(""),
+            Text::Decoded(s) => s,
         }
     }
 
-    /// A NumericDate claim (seconds since the epoch, possibly fractional); a non-number is
-    /// `BadNumericDate`.
+    /// `iss`; a non-string is `BadClaims`.
+    pub fn issuer(&self) -> Result<Option<&str>, Reject> {
+        match &self.registered.iss {
+            Member::Absent => Ok(None),
+            Member::Present(text) => Ok(Some(self.text(text))),
+            Member::WrongType => Err(Reject::BadClaims),
+        }
+    }
+
+    /// A registered NumericDate claim (`exp`, `nbf` or `iat`: seconds since the epoch, possibly
+    /// fractional); a non-number is `BadNumericDate`, another name is `None`.
     pub fn numeric_date(&self, name: &str) -> Result<Option<f64>, Reject> {
-        match self.members.get(name) {
-            None => Ok(None),
-            Some(Value::Number(n)) => n.as_f64().map(Some).ok_or(Reject::BadNumericDate),
-            Some(_) => Err(Reject::BadNumericDate),
+        let member = match name {
+            "exp" => &self.registered.exp,
+            "nbf" => &self.registered.nbf,
+            "iat" => &self.registered.iat,
+            _ => return Ok(None),
+        };
+        match member {
+            Member::Absent => Ok(None),
+            Member::Present(n) => Ok(Some(*n)),
+            Member::WrongType => Err(Reject::BadNumericDate),
         }
     }
 
@@ -62,16 +191,27 @@ impl Claims {
         (exp.is_finite() && exp >= 0.0).then(|| exp.floor().min(u64::MAX as f64) as u64)
     }
 
-    /// The `aud` claim as a list: a single string or an array of strings.
+    /// The `aud` claim as a list: a single string or an array of strings; another type is
+    /// `BadClaims`.
     pub fn audiences(&self) -> Result<Vec<&str>, Reject> {
-        match self.members.get("aud") {
-            None => Ok(Vec::new()),
-            Some(Value::String(s)) => Ok(vec![s.as_str()]),
-            Some(Value::Array(items)) => items
-                .iter()
-                .map(|v| v.as_str().ok_or(Reject::BadClaims))
-                .collect(),
-            Some(_) => Err(Reject::BadClaims),
+        match &self.registered.aud {
+            Member::Absent => Ok(Vec::new()),
+            Member::Present(Audience::One(text)) => Ok(vec![self.text(text)]),
+            Member::Present(Audience::Many(items)) => {
+                Ok(items.iter().map(|text| self.text(text)).collect())
+            }
+            Member::WrongType => Err(Reject::BadClaims),
+        }
+    }
+
+    /// Whether `aud` names any of `wanted` (no allocation); another type is `BadClaims`.
+    fn audience_matches(&self, wanted: &[String]) -> Result<bool, Reject> {
+        let hit = |text: &Text| wanted.iter().any(|want| want == self.text(text));
+        match &self.registered.aud {
+            Member::Absent => Ok(false),
+            Member::Present(Audience::One(text)) => Ok(hit(text)),
+            Member::Present(Audience::Many(items)) => Ok(items.iter().any(hit)),
+            Member::WrongType => Err(Reject::BadClaims),
         }
     }
 }
@@ -118,8 +258,8 @@ impl ClaimRules {
         let exp = claims.numeric_date("exp")?;
         let nbf = claims.numeric_date("nbf")?;
         let iat = claims.numeric_date("iat")?;
-        let iss = claims.string("iss")?;
-        let audiences = claims.audiences()?;
+        let iss = claims.issuer()?;
+        let audience_matches = claims.audience_matches(&self.audiences)?;
 
         let now = now as f64;
         let leeway = self.leeway_s as f64;
@@ -150,17 +290,13 @@ impl ClaimRules {
         {
             return Err(Reject::WrongIssuer);
         }
-        if !self.audiences.is_empty()
-            && !audiences
-                .iter()
-                .any(|aud| self.audiences.iter().any(|want| want == aud))
-        {
+        if !self.audiences.is_empty() && !audience_matches {
             return Err(Reject::WrongAudience);
         }
         if self
             .required_claims
             .iter()
-            .any(|name| claims.get(name).is_none())
+            .any(|name| !claims.contains(name))
         {
             return Err(Reject::MissingClaim);
         }
@@ -339,5 +475,30 @@ mod tests {
             Claims::parse(br#"{"sub":"a","sub":"b"}"#).err(),
             Some(Reject::DuplicateMember)
         );
+    }
+
+    #[test]
+    fn registered_claims_read_in_one_pass_and_members_built_on_demand() {
+        let json = r#"{"iss":"https:\/\/idp.example","aud":["x","api://a"],"exp":9,"n":{"d":[1]}}"#;
+        let claims = Claims::parse(json.as_bytes()).expect("claims");
+        assert_eq!(claims.issuer(), Ok(Some("https://idp.example")));
+        assert_eq!(claims.audiences(), Ok(vec!["x", "api://a"]));
+        assert_eq!(claims.numeric_date("exp"), Ok(Some(9.0)));
+        assert_eq!(claims.expires_at(), Some(9));
+        assert!(claims.contains("n") && !claims.contains("d"));
+        assert_eq!(claims.json(), json);
+        assert_eq!(claims.get("n"), Some(&serde_json::json!({"d": [1]})));
+        assert!(claims.contains("n"), "also answered from the built map");
+        let members = claims.clone().into_members();
+        assert_eq!(members.len(), 4);
+        assert_eq!(
+            members.get("iss"),
+            Some(&Value::from("https://idp.example"))
+        );
+        let wrong = Claims::parse(br#"{"iss":["a"],"aud":{"x":1},"exp":"9"}"#).expect("claims");
+        assert_eq!(wrong.issuer(), Err(Reject::BadClaims));
+        assert_eq!(wrong.audiences(), Err(Reject::BadClaims));
+        assert_eq!(wrong.numeric_date("exp"), Err(Reject::BadNumericDate));
+        assert_eq!(wrong.expires_at(), None);
     }
 }

@@ -1,13 +1,19 @@
-//! Strict JSON objects: like `serde_json`, but a repeated member name anywhere is an error.
+//! Strict JSON (RFC 8259) for tokens and key sets: one small parser that both validates and
+//! reads, so the bytes that were signed mean one thing.
 //!
-//! RFC 7515 §4 lets a parser either reject duplicate header names or use the last one; taking
-//! the last one lets two parsers disagree on what was signed, so we reject, in the header and
-//! in the claims alike.
+//! - A repeated member name anywhere is an error. RFC 7515 §4 lets a parser either reject
+//!   duplicate header names or use the last one; taking the last one lets two parsers disagree
+//!   on what was signed, so we reject, in the header and in the claims alike.
+//! - Strings must be valid UTF-8 without raw control characters; `\u` escapes must not leave a
+//!   lone surrogate. Numbers follow the RFC grammar and must fit an `f64`. Nesting is capped at
+//!   [`MAX_DEPTH`].
+//! - [`walk_object`] reads only the top-level members a caller asks for and validates the rest
+//!   without building it, which is what keeps the verification path nearly allocation-free;
+//!   [`parse_object`] builds the whole `serde_json` map with the same rules.
 
-use serde::de::{self, Deserialize, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
-use serde_json::map::Entry;
 use serde_json::{Map, Number, Value};
-use std::fmt;
+use std::borrow::Cow;
+use std::collections::HashSet;
 
 /// Why a document was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,99 +24,647 @@ pub enum StrictJsonError {
     DuplicateMember,
 }
 
+/// Deepest nesting of arrays and objects accepted, counting the top-level object (serde_json's
+/// own limit).
+pub const MAX_DEPTH: usize = 127;
+
+/// A member value as the typed readers see it: one level deep, everything below validated but
+/// not kept. Strings borrow from the document unless they contained escapes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Shallow<'de> {
+    /// `null`.
+    Null,
+    /// `true` or `false`.
+    Bool(bool),
+    /// Any number, as `f64` (NumericDate semantics).
+    Number(f64),
+    /// A string.
+    String(Cow<'de, str>),
+    /// An array whose elements are all strings (possibly empty).
+    StringArray(Vec<Cow<'de, str>>),
+    /// Any other array, or an object.
+    Other,
+}
+
 /// Parses `bytes` as a JSON object, rejecting duplicate member names at every depth.
 pub fn parse_object(bytes: &[u8]) -> Result<Map<String, Value>, StrictJsonError> {
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value = match StrictValue::deserialize(&mut de) {
-        Ok(v) => v.0,
-        Err(e) => {
-            return Err(if e.to_string().starts_with(DUPLICATE_MARKER) {
-                StrictJsonError::DuplicateMember
-            } else {
-                StrictJsonError::Invalid
-            });
-        }
-    };
-    if de.end().is_err() {
+    let mut scanner = Scanner::new(bytes)?;
+    scanner.skip_ws();
+    if scanner.peek() != Some(b'{') {
         return Err(StrictJsonError::Invalid);
     }
-    match value {
-        Value::Object(map) => Ok(map),
-        _ => Err(StrictJsonError::Invalid),
-    }
+    let Value::Object(map) = scanner.build_value(0)? else {
+        return Err(StrictJsonError::Invalid);
+    };
+    scanner.finish()?;
+    Ok(map)
 }
 
-const DUPLICATE_MARKER: &str = "duplicate member name";
-
-struct StrictValue(Value);
-
-impl<'de> Deserialize<'de> for StrictValue {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(StrictVisitor).map(StrictValue)
-    }
+/// Walks a JSON object strictly without building it. Each top-level member whose name is in
+/// `wanted` is handed to `take` with its index in `wanted`; every other value is validated and
+/// skipped.
+pub fn walk_object<'de>(
+    bytes: &'de [u8],
+    wanted: &[&str],
+    take: &mut dyn FnMut(usize, Shallow<'de>),
+) -> Result<(), StrictJsonError> {
+    let text = std::str::from_utf8(bytes).map_err(|_| StrictJsonError::Invalid)?;
+    walk_object_str(text, wanted, take)
 }
 
-struct StrictVisitor;
-
-impl<'de> Visitor<'de> for StrictVisitor {
-    type Value = Value;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("any JSON value")
+/// [`walk_object`] over text already known to be UTF-8.
+pub fn walk_object_str<'de>(
+    text: &'de str,
+    wanted: &[&str],
+    take: &mut dyn FnMut(usize, Shallow<'de>),
+) -> Result<(), StrictJsonError> {
+    let mut scanner = Scanner {
+        text,
+        bytes: text.as_bytes(),
+        pos: 0,
+    };
+    scanner.skip_ws();
+    scanner.expect(b'{')?;
+    let mut wanted_tags = [0u64; 8];
+    for (slot, name) in wanted_tags.iter_mut().zip(wanted) {
+        *slot = name_tag(name);
     }
-    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
-        Ok(Value::Bool(v))
-    }
-    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
-        Ok(Value::Number(v.into()))
-    }
-    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
-        Ok(Value::Number(v.into()))
-    }
-    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
-        Ok(Number::from_f64(v).map_or(Value::Null, Value::Number))
-    }
-    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
-        Ok(Value::String(v.to_owned()))
-    }
-    fn visit_string<E>(self, v: String) -> Result<Value, E> {
-        Ok(Value::String(v))
-    }
-    fn visit_unit<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-    fn visit_none<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
-        StrictValue::deserialize(d).map(|v| v.0)
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
-        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(64));
-        while let Some(item) = seq.next_element_seed(StrictSeed)? {
-            items.push(item);
+    let mut seen = SeenNames::new();
+    scanner.skip_ws();
+    if scanner.peek() == Some(b'}') {
+        scanner.pos += 1;
+    } else {
+        loop {
+            scanner.skip_ws();
+            let name = scanner.string()?;
+            let tag = name_tag(&name);
+            // Tags cover the first eight wanted names; any further ones compare in full.
+            let index = wanted
+                .iter()
+                .enumerate()
+                .position(|(i, w)| wanted_tags.get(i).is_none_or(|t| *t == tag) && *w == name);
+            seen.insert(tag, name)?;
+            scanner.skip_ws();
+            scanner.expect(b':')?;
+            scanner.skip_ws();
+            match index {
+                Some(index) => take(index, scanner.shallow_value(1)?),
+                None => scanner.skip_value(1)?,
+            }
+            if scanner.object_continues()? {
+                continue;
+            }
+            break;
         }
-        Ok(Value::Array(items))
     }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
-        let mut out = Map::new();
-        while let Some(key) = map.next_key::<String>()? {
-            // One tree descent per member: the vacant slot is filled once the value is parsed.
-            let Entry::Vacant(slot) = out.entry(key) else {
-                return Err(de::Error::custom(DUPLICATE_MARKER));
-            };
-            slot.insert(map.next_value_seed(StrictSeed)?);
+    scanner.finish()
+}
+
+/// A cheap fingerprint of a member name: its length and its first, middle and last bytes.
+/// Equal names have equal tags, so comparing tags first skips almost every byte comparison
+/// (JWT names are short and often the same length: `iss`, `aud`, `exp`, ...).
+fn name_tag(name: &str) -> u64 {
+    let bytes = name.as_bytes();
+    let at = |index: usize| u64::from(bytes.get(index).copied().unwrap_or(0));
+    let len = bytes.len();
+    len as u64 | at(0) << 32 | at(len / 2) << 40 | at(len.wrapping_sub(1)) << 48
+}
+
+/// Member names seen so far in one object. Objects in tokens are small, so a linear scan over
+/// tags in an inline array wins; past `INLINE` names a hash set keeps a hostile 6 KiB object
+/// linear. Names that had escapes (rare) are kept apart, decoded.
+struct SeenNames<'de> {
+    /// One bit per tag (a 64-bit Bloom filter): most new names miss it and skip the scan.
+    bloom: u64,
+    inline: [(u64, &'de str); SeenNames::INLINE],
+    len: usize,
+    decoded: Vec<(u64, String)>,
+    overflow: Option<HashSet<Cow<'de, str>>>,
+}
+
+impl<'de> SeenNames<'de> {
+    const INLINE: usize = 16;
+
+    fn new() -> Self {
+        SeenNames {
+            bloom: 0,
+            inline: [(0, ""); SeenNames::INLINE],
+            len: 0,
+            decoded: Vec::new(),
+            overflow: None,
         }
-        Ok(Value::Object(out))
+    }
+
+    /// Records `name` with its [`name_tag`]; a repeat is `DuplicateMember`.
+    fn insert(&mut self, tag: u64, name: Cow<'de, str>) -> Result<(), StrictJsonError> {
+        let duplicate = || StrictJsonError::DuplicateMember;
+        if let Some(overflow) = &mut self.overflow {
+            return overflow.insert(name).then_some(()).ok_or_else(duplicate);
+        }
+        let inline = self.inline.get(..self.len).unwrap_or(&[]);
+        let bit = 1u64 << (tag.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 58);
+        if self.bloom & bit != 0
+            && (inline.iter().any(|(t, n)| *t == tag && *n == name)
+                || self.decoded.iter().any(|(t, n)| *t == tag && *n == name))
+        {
+            return Err(duplicate());
+        }
+        self.bloom |= bit;
+        match name {
+            Cow::Borrowed(borrowed) if self.len < Self::INLINE => {
+                if let Some(slot) = self.inline.get_mut(self.len) {
+                    *slot = (tag, borrowed);
+                    self.len += 1;
+                }
+            }
+            Cow::Owned(owned) if self.decoded.len() < Self::INLINE => {
+                self.decoded.push((tag, owned));
+            }
+            name => {
+                let mut all: HashSet<Cow<'de, str>> = inline
+                    .iter()
+                    .map(|(_, n)| Cow::Borrowed(*n))
+                    .chain(self.decoded.drain(..).map(|(_, n)| Cow::Owned(n)))
+                    .collect();
+                all.insert(name);
+                self.overflow = Some(all);
+            }
+        }
+        Ok(())
     }
 }
 
-struct StrictSeed;
+/// The length of the prefix of `bytes` that may stand unescaped in a string (see [`is_plain`]),
+/// eight bytes at a time: a byte is flagged when it equals `"` or `\\` or is below 0x20, using
+/// the classic "has zero byte" test. The lowest flagged byte is always exact.
+fn plain_prefix(bytes: &[u8]) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let mut offset = 0;
+    while let Some(chunk) = bytes.get(offset..offset + 8) {
+        let Ok(word) = <[u8; 8]>::try_from(chunk).map(u64::from_le_bytes) else {
+            break;
+        };
+        let quote = word ^ (ONES * u64::from(b'"'));
+        let backslash = word ^ (ONES * u64::from(b'\\'));
+        let flagged = (quote.wrapping_sub(ONES) & !quote
+            | backslash.wrapping_sub(ONES) & !backslash
+            | word.wrapping_sub(ONES * 0x20) & !word)
+            & HIGHS;
+        if flagged != 0 {
+            return offset + (flagged.trailing_zeros() / 8) as usize;
+        }
+        offset += 8;
+    }
+    let rest = bytes.get(offset..).unwrap_or(&[]);
+    offset
+        + rest
+            .iter()
+            .position(|b| !is_plain(*b))
+            .unwrap_or(rest.len())
+}
 
-impl<'de> DeserializeSeed<'de> for StrictSeed {
-    type Value = Value;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
-        d.deserialize_any(StrictVisitor)
+/// Decodes the escapes of a string the scanner already checked.
+fn unescape(raw: &str) -> Result<String, StrictJsonError> {
+    let mut out = String::with_capacity(raw.len());
+    let mut chars = raw.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        let decoded = match chars.next() {
+            Some('"') => '"',
+            Some('\\') => '\\',
+            Some('/') => '/',
+            Some('b') => '\u{8}',
+            Some('f') => '\u{c}',
+            Some('n') => '\n',
+            Some('r') => '\r',
+            Some('t') => '\t',
+            Some('u') => {
+                let first = hex4(&mut chars)?;
+                let code = if (0xD800..0xDC00).contains(&first) {
+                    // The scanner checked that a low surrogate escape follows.
+                    if chars.next() != Some('\\') || chars.next() != Some('u') {
+                        return Err(StrictJsonError::Invalid);
+                    }
+                    let second = hex4(&mut chars)?;
+                    0x10000 + ((first - 0xD800) << 10) + (second.wrapping_sub(0xDC00) & 0x3FF)
+                } else {
+                    first
+                };
+                char::from_u32(code).ok_or(StrictJsonError::Invalid)?
+            }
+            _ => return Err(StrictJsonError::Invalid),
+        };
+        out.push(decoded);
+    }
+    Ok(out)
+}
+
+/// A non-negative integer of at most 15 digits (every NumericDate in practice), exactly.
+fn small_integer(text: &str) -> Option<f64> {
+    if text.is_empty() || text.len() > 15 || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let value = text
+        .bytes()
+        .fold(0u64, |acc, b| acc * 10 + u64::from(b - b'0'));
+    Some(value as f64)
+}
+
+fn hex4(chars: &mut std::str::Chars<'_>) -> Result<u32, StrictJsonError> {
+    let mut value = 0u32;
+    for _ in 0..4 {
+        let digit = chars
+            .next()
+            .and_then(|c| c.to_digit(16))
+            .ok_or(StrictJsonError::Invalid)?;
+        value = value << 4 | digit;
+    }
+    Ok(value)
+}
+
+fn hex4_bytes(bytes: Option<&[u8]>) -> Result<u32, StrictJsonError> {
+    let bytes = bytes.ok_or(StrictJsonError::Invalid)?;
+    let mut value = 0u32;
+    for byte in bytes {
+        let digit = (*byte as char)
+            .to_digit(16)
+            .ok_or(StrictJsonError::Invalid)?;
+        value = value << 4 | digit;
+    }
+    Ok(value)
+}
+
+/// Whether a byte may stand unescaped inside a string: not `"`, not `\\`, not a control
+/// character.
+fn is_plain(byte: u8) -> bool {
+    byte >= 0x20 && byte != b'"' && byte != b'\\'
+}
+
+/// A cursor over a document already known to be UTF-8, so every slice between ASCII
+/// delimiters is a `&str` without further checks.
+struct Scanner<'de> {
+    text: &'de str,
+    bytes: &'de [u8],
+    pos: usize,
+}
+
+impl<'de> Scanner<'de> {
+    fn new(bytes: &'de [u8]) -> Result<Self, StrictJsonError> {
+        let text = std::str::from_utf8(bytes).map_err(|_| StrictJsonError::Invalid)?;
+        Ok(Scanner {
+            text,
+            bytes,
+            pos: 0,
+        })
+    }
+
+    #[inline]
+    fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.pos).copied()
+    }
+
+    #[inline]
+    fn skip_ws(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
+            self.pos += 1;
+        }
+    }
+
+    #[inline]
+    fn expect(&mut self, byte: u8) -> Result<(), StrictJsonError> {
+        if self.peek() == Some(byte) {
+            self.pos += 1;
+            Ok(())
+        } else {
+            Err(StrictJsonError::Invalid)
+        }
+    }
+
+    /// Only whitespace may follow the document.
+    fn finish(&mut self) -> Result<(), StrictJsonError> {
+        self.skip_ws();
+        if self.pos == self.bytes.len() {
+            Ok(())
+        } else {
+            Err(StrictJsonError::Invalid)
+        }
+    }
+
+    /// After a member value: `,` (true, another member follows) or `}` (false).
+    #[inline]
+    fn object_continues(&mut self) -> Result<bool, StrictJsonError> {
+        self.skip_ws();
+        match self.peek() {
+            Some(b',') => {
+                self.pos += 1;
+                Ok(true)
+            }
+            Some(b'}') => {
+                self.pos += 1;
+                Ok(false)
+            }
+            _ => Err(StrictJsonError::Invalid),
+        }
+    }
+
+    /// After an array element: `,` (true) or `]` (false).
+    #[inline]
+    fn array_continues(&mut self) -> Result<bool, StrictJsonError> {
+        self.skip_ws();
+        match self.peek() {
+            Some(b',') => {
+                self.pos += 1;
+                Ok(true)
+            }
+            Some(b']') => {
+                self.pos += 1;
+                Ok(false)
+            }
+            _ => Err(StrictJsonError::Invalid),
+        }
+    }
+
+    /// Opens a container at `depth`: consumes `open` and whitespace; true when it is empty
+    /// (`close` consumed too).
+    #[inline]
+    fn open(&mut self, open: u8, close: u8, depth: usize) -> Result<bool, StrictJsonError> {
+        if depth >= MAX_DEPTH {
+            return Err(StrictJsonError::Invalid);
+        }
+        self.expect(open)?;
+        self.skip_ws();
+        if self.peek() == Some(close) {
+            self.pos += 1;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// A string starting at its opening quote, decoded (borrowed when it has no escapes).
+    #[inline]
+    fn string(&mut self) -> Result<Cow<'de, str>, StrictJsonError> {
+        self.expect(b'"')?;
+        let start = self.pos;
+        let mut escaped = false;
+        loop {
+            self.pos += plain_prefix(self.bytes.get(self.pos..).unwrap_or(&[]));
+            match self.peek().ok_or(StrictJsonError::Invalid)? {
+                b'"' => break,
+                b'\\' => {
+                    escaped = true;
+                    self.pos += 1;
+                    match self.peek() {
+                        Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => {
+                            self.pos += 1;
+                        }
+                        Some(b'u') => {
+                            let code = hex4_bytes(self.bytes.get(self.pos + 1..self.pos + 5))?;
+                            self.pos += 5;
+                            match code {
+                                0xD800..=0xDBFF => {
+                                    // A high surrogate must be followed by a low one.
+                                    if self.bytes.get(self.pos..self.pos + 2) != Some(b"\\u") {
+                                        return Err(StrictJsonError::Invalid);
+                                    }
+                                    let low =
+                                        hex4_bytes(self.bytes.get(self.pos + 2..self.pos + 6))?;
+                                    if !(0xDC00..=0xDFFF).contains(&low) {
+                                        return Err(StrictJsonError::Invalid);
+                                    }
+                                    self.pos += 6;
+                                }
+                                0xDC00..=0xDFFF => return Err(StrictJsonError::Invalid),
+                                _ => {}
+                            }
+                        }
+                        _ => return Err(StrictJsonError::Invalid),
+                    }
+                }
+                // A raw control character.
+                _ => return Err(StrictJsonError::Invalid),
+            }
+        }
+        // The quotes are ASCII, so this slice lies on character boundaries.
+        let raw = self
+            .text
+            .get(start..self.pos)
+            .ok_or(StrictJsonError::Invalid)?;
+        self.pos += 1;
+        if escaped {
+            unescape(raw).map(Cow::Owned)
+        } else {
+            Ok(Cow::Borrowed(raw))
+        }
+    }
+
+    /// A number per RFC 8259 §6; returns its text. Numbers that would not fit an `f64` are
+    /// refused so every reader agrees on the value.
+    fn number(&mut self) -> Result<&'de str, StrictJsonError> {
+        let start = self.pos;
+        if self.peek() == Some(b'-') {
+            self.pos += 1;
+        }
+        match self.peek() {
+            Some(b'0') => self.pos += 1,
+            Some(b'1'..=b'9') => self.digits(),
+            _ => return Err(StrictJsonError::Invalid),
+        }
+        let mut integer = true;
+        if self.peek() == Some(b'.') {
+            self.pos += 1;
+            integer = false;
+            self.required_digits()?;
+        }
+        if let Some(b'e' | b'E') = self.peek() {
+            self.pos += 1;
+            integer = false;
+            if let Some(b'+' | b'-') = self.peek() {
+                self.pos += 1;
+            }
+            self.required_digits()?;
+        }
+        let text = self
+            .text
+            .get(start..self.pos)
+            .ok_or(StrictJsonError::Invalid)?;
+        // Short integers always fit; anything else is checked.
+        if (!integer || text.len() > 18) && !text.parse::<f64>().is_ok_and(f64::is_finite) {
+            return Err(StrictJsonError::Invalid);
+        }
+        Ok(text)
+    }
+
+    fn digits(&mut self) {
+        while let Some(b'0'..=b'9') = self.peek() {
+            self.pos += 1;
+        }
+    }
+
+    fn required_digits(&mut self) -> Result<(), StrictJsonError> {
+        if !matches!(self.peek(), Some(b'0'..=b'9')) {
+            return Err(StrictJsonError::Invalid);
+        }
+        self.digits();
+        Ok(())
+    }
+
+    fn literal(&mut self, word: &[u8]) -> Result<(), StrictJsonError> {
+        if self.bytes.get(self.pos..self.pos + word.len()) == Some(word) {
+            self.pos += word.len();
+            Ok(())
+        } else {
+            Err(StrictJsonError::Invalid)
+        }
+    }
+
+    /// Validates one value without keeping it.
+    fn skip_value(&mut self, depth: usize) -> Result<(), StrictJsonError> {
+        match self.peek() {
+            Some(b'"') => self.string().map(|_| ()),
+            Some(b'{') => {
+                if self.open(b'{', b'}', depth)? {
+                    return Ok(());
+                }
+                let mut seen = SeenNames::new();
+                loop {
+                    self.skip_ws();
+                    let name = self.string()?;
+                    seen.insert(name_tag(&name), name)?;
+                    self.skip_ws();
+                    self.expect(b':')?;
+                    self.skip_ws();
+                    self.skip_value(depth + 1)?;
+                    if !self.object_continues()? {
+                        return Ok(());
+                    }
+                }
+            }
+            Some(b'[') => {
+                if self.open(b'[', b']', depth)? {
+                    return Ok(());
+                }
+                loop {
+                    self.skip_ws();
+                    self.skip_value(depth + 1)?;
+                    if !self.array_continues()? {
+                        return Ok(());
+                    }
+                }
+            }
+            Some(b't') => self.literal(b"true"),
+            Some(b'f') => self.literal(b"false"),
+            Some(b'n') => self.literal(b"null"),
+            _ => self.number().map(|_| ()),
+        }
+    }
+
+    /// Reads one value one level deep (see [`Shallow`]).
+    fn shallow_value(&mut self, depth: usize) -> Result<Shallow<'de>, StrictJsonError> {
+        match self.peek() {
+            Some(b'"') => Ok(Shallow::String(self.string()?)),
+            Some(b'[') => {
+                if self.open(b'[', b']', depth)? {
+                    return Ok(Shallow::StringArray(Vec::new()));
+                }
+                let mut strings = Vec::new();
+                let mut all_strings = true;
+                loop {
+                    self.skip_ws();
+                    if all_strings && self.peek() == Some(b'"') {
+                        strings.push(self.string()?);
+                    } else {
+                        all_strings = false;
+                        self.skip_value(depth + 1)?;
+                    }
+                    if !self.array_continues()? {
+                        break;
+                    }
+                }
+                Ok(if all_strings {
+                    Shallow::StringArray(strings)
+                } else {
+                    Shallow::Other
+                })
+            }
+            Some(b't') => self.literal(b"true").map(|()| Shallow::Bool(true)),
+            Some(b'f') => self.literal(b"false").map(|()| Shallow::Bool(false)),
+            Some(b'n') => self.literal(b"null").map(|()| Shallow::Null),
+            Some(b'{') => self.skip_value(depth).map(|()| Shallow::Other),
+            _ => {
+                let text = self.number()?;
+                if let Some(value) = small_integer(text) {
+                    return Ok(Shallow::Number(value));
+                }
+                text.parse::<f64>()
+                    .map(Shallow::Number)
+                    .map_err(|_| StrictJsonError::Invalid)
+            }
+        }
+    }
+
+    /// Builds one value.
+    fn build_value(&mut self, depth: usize) -> Result<Value, StrictJsonError> {
+        match self.peek() {
+            Some(b'"') => Ok(Value::String(self.string()?.into_owned())),
+            Some(b'{') => {
+                let mut map = Map::new();
+                if self.open(b'{', b'}', depth)? {
+                    return Ok(Value::Object(map));
+                }
+                loop {
+                    self.skip_ws();
+                    let name = self.string()?.into_owned();
+                    // Refused as soon as the name repeats, as the walk does, so both report
+                    // the same first fault.
+                    if map.contains_key(&name) {
+                        return Err(StrictJsonError::DuplicateMember);
+                    }
+                    self.skip_ws();
+                    self.expect(b':')?;
+                    self.skip_ws();
+                    let value = self.build_value(depth + 1)?;
+                    map.insert(name, value);
+                    if !self.object_continues()? {
+                        return Ok(Value::Object(map));
+                    }
+                }
+            }
+            Some(b'[') => {
+                let mut items = Vec::new();
+                if self.open(b'[', b']', depth)? {
+                    return Ok(Value::Array(items));
+                }
+                loop {
+                    self.skip_ws();
+                    items.push(self.build_value(depth + 1)?);
+                    if !self.array_continues()? {
+                        return Ok(Value::Array(items));
+                    }
+                }
+            }
+            Some(b't') => self.literal(b"true").map(|()| Value::Bool(true)),
+            Some(b'f') => self.literal(b"false").map(|()| Value::Bool(false)),
+            Some(b'n') => self.literal(b"null").map(|()| Value::Null),
+            _ => {
+                let text = self.number()?;
+                // serde_json's own reading of the checked text: integers stay exact.
+                let number = if let Ok(n) = text.parse::<u64>() {
+                    Number::from(n)
+                } else if let Ok(n) = text.parse::<i64>() {
+                    Number::from(n)
+                } else {
+                    text.parse::<f64>()
+                        .ok()
+                        .and_then(Number::from_f64)
+                        .ok_or(StrictJsonError::Invalid)?
+                };
+                Ok(Value::Number(number))
+            }
+        }
     }
 }
 
@@ -142,5 +696,123 @@ mod tests {
         assert_eq!(parse_object(b"{} {}"), Err(StrictJsonError::Invalid));
         assert_eq!(parse_object(b"{"), Err(StrictJsonError::Invalid));
         assert!(parse_object(b" {\"a\" : 1 }\n").is_ok());
+    }
+
+    fn walk(
+        doc: &[u8],
+        wanted: &[&str],
+    ) -> Result<Vec<(usize, Shallow<'static>)>, StrictJsonError> {
+        let mut taken = Vec::new();
+        walk_object(doc, wanted, &mut |i, v| {
+            let owned = match v {
+                Shallow::String(s) => Shallow::String(Cow::Owned(s.into_owned())),
+                Shallow::StringArray(items) => Shallow::StringArray(
+                    items
+                        .into_iter()
+                        .map(|s| Cow::Owned(s.into_owned()))
+                        .collect(),
+                ),
+                Shallow::Null => Shallow::Null,
+                Shallow::Bool(b) => Shallow::Bool(b),
+                Shallow::Number(n) => Shallow::Number(n),
+                Shallow::Other => Shallow::Other,
+            };
+            taken.push((i, owned));
+        })?;
+        Ok(taken)
+    }
+
+    #[test]
+    fn walk_agrees_with_parse_object_on_strictness() {
+        let docs: &[&[u8]] = &[
+            br#"{"a":1,"b":{"c":[1,{"d":2}]}}"#,
+            br#"{"a":1,"a":2}"#,
+            br#"{"a":{"b":1,"b":1}}"#,
+            br#"{"x":[{"k":1,"k":2}]}"#,
+            br#"{"alg":"HS256","\u0061lg":"none"}"#,
+            br#"{"s":"\ud800"}"#,
+            br#"{"n":1e400}"#,
+            br#"{"n":01}"#,
+            b"{\"s\":\"\xff\"}",
+            b"{\"s\":\"a\x01\"}",
+            b"[]",
+            b"{} {}",
+            b"{",
+            b" {\"a\" : 1 }\n",
+            b"{\"a\":tru}",
+        ];
+        for doc in docs {
+            let full = parse_object(doc).map(|_| ());
+            let walked = walk(doc, &["a", "alg", "s"]).map(|_| ());
+            assert_eq!(walked, full, "{}", String::from_utf8_lossy(doc));
+        }
+    }
+
+    #[test]
+    fn walk_hands_over_wanted_members_shallowly() {
+        let doc = br#"{"iss":"i\u0073s","aud":["a","b"],"exp":17.5,"x":{"y":[1]},"nbf":1,"o":[1,"a"],"t":true,"z":null}"#;
+        let got = walk(doc, &["iss", "aud", "exp", "nbf", "o", "t", "z", "x"]).expect("walks");
+        assert_eq!(
+            got,
+            vec![
+                (0, Shallow::String(Cow::Borrowed("iss"))),
+                (
+                    1,
+                    Shallow::StringArray(vec![Cow::Borrowed("a"), Cow::Borrowed("b")])
+                ),
+                (2, Shallow::Number(17.5)),
+                (7, Shallow::Other),
+                (3, Shallow::Number(1.0)),
+                (4, Shallow::Other),
+                (5, Shallow::Bool(true)),
+                (6, Shallow::Null),
+            ]
+        );
+        // An array that stops being all strings is still validated to its end.
+        assert_eq!(
+            walk(br#"{"o":[1,{"k":1,"k":2}]}"#, &["o"]),
+            Err(StrictJsonError::DuplicateMember)
+        );
+    }
+
+    #[test]
+    fn many_members_still_detect_duplicates() {
+        let mut doc = String::from("{");
+        for i in 0..200 {
+            doc.push_str(&format!("\"m{i}\":{i},"));
+        }
+        doc.push_str("\"m150\":0}");
+        assert_eq!(
+            walk(doc.as_bytes(), &[]),
+            Err(StrictJsonError::DuplicateMember)
+        );
+        let ok = doc.replace("\"m150\":0}", "\"m200\":0}");
+        assert!(walk(ok.as_bytes(), &[]).is_ok());
+    }
+
+    #[test]
+    fn nesting_limit_matches_serde_json() {
+        let nested = |levels: usize| {
+            format!(
+                "{{\"a\":{}1{}}}",
+                "[".repeat(levels - 1),
+                "]".repeat(levels - 1)
+            )
+        };
+        for levels in [MAX_DEPTH - 1, MAX_DEPTH, MAX_DEPTH + 1] {
+            let doc = nested(levels);
+            let theirs = serde_json::from_str::<Value>(&doc).is_ok();
+            assert_eq!(
+                parse_object(doc.as_bytes()).is_ok(),
+                theirs,
+                "{levels} levels"
+            );
+            assert_eq!(
+                walk(doc.as_bytes(), &["a"]).is_ok(),
+                theirs,
+                "{levels} levels"
+            );
+            assert_eq!(theirs, levels <= MAX_DEPTH);
+        }
     }
 }

@@ -101,7 +101,7 @@ impl<'t, 'k> Pending<'t, 'k> {
         now: u64,
     ) -> Result<Verified, Reject> {
         signature?;
-        let claims = Claims::parse(&self.jws.payload)?;
+        let claims = Claims::from_payload(self.jws.payload)?;
         rules.check(&self.jws.header, &claims, now)?;
         Ok(Verified {
             header: self.jws.header,

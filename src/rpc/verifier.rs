@@ -9,7 +9,6 @@ use super::proto::{
 use crate::jose::{Algorithm, Limits, Reject, parse_jwk};
 use crate::keys::KeySet;
 use crate::policy::{Failed, Judged, Selector, judge_batch, verify_jws};
-use serde_json::Value;
 use tonic::{Request, Response, Status};
 
 /// Largest batch accepted in one VerifyBatch call.
@@ -68,7 +67,8 @@ fn to_response(result: Result<Judged<'_>, Failed<'_>>) -> VerifyResponse {
             reason: String::new(),
             provider: judged.provider.name.clone(),
             alg: judged.alg.name().into(),
-            claims_json: Value::Object(judged.claims.into_members()).to_string(),
+            // The exact JSON that was signed and validated; no re-serialisation.
+            claims_json: judged.claims.json().to_owned(),
         },
         Err(failed) => VerifyResponse {
             verdict: Verdict::Invalid as i32,
