@@ -454,6 +454,18 @@ fn bench_algorithms(c: &mut Criterion) {
                 ))
             })
         });
+        // verdict's backend alone on the decoded token: the engine call without the parse.
+        let parsed = parse_compact(jwt.as_bytes(), &policy.limits).expect("parses");
+        let key = keys.select(&parsed.header).expect("key");
+        group.bench_function("backend_only", |b| {
+            b.iter(|| {
+                black_box(backend.verify(
+                    key,
+                    black_box(parsed.signing_input),
+                    black_box(&parsed.signature),
+                ))
+            })
+        });
         // The same, then the full claims map built (what the CLI and claim metadata use), to
         // compare like for like with jsonwebtoken's decode into a map.
         group.bench_function("verdict_full_map", |b| {
@@ -503,6 +515,17 @@ fn bench_parse(c: &mut Criterion) {
             black_box(serde_json::from_slice::<serde::de::IgnoredAny>(black_box(
                 &jws.payload,
             )))
+        })
+    });
+    group.bench_function("walk_claims_nothing_wanted", |b| {
+        b.iter(|| {
+            black_box(verdict::jose::json::walk_object(
+                black_box(&jws.payload),
+                &[],
+                &mut |i, v| {
+                    black_box((i, v));
+                },
+            ))
         })
     });
     group.bench_function("walk_claims", |b| {

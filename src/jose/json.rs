@@ -11,6 +11,7 @@
 //!   without building it, which is what keeps the verification path nearly allocation-free;
 //!   [`parse_object`] builds the whole `serde_json` map with the same rules.
 
+use arrayvec::ArrayVec;
 use serde_json::{Map, Number, Value};
 use std::borrow::Cow;
 use std::collections::HashSet;
@@ -85,9 +86,15 @@ pub fn walk_object_str<'de>(
     };
     scanner.skip_ws();
     scanner.expect(b'{')?;
+    // The wanted names' tags, and a Bloom filter over them so most members skip the search.
     let mut wanted_tags = [0u64; 8];
+    let mut wanted_bloom = 0u64;
     for (slot, name) in wanted_tags.iter_mut().zip(wanted) {
         *slot = name_tag(name);
+        wanted_bloom |= tag_bit(*slot);
+    }
+    if wanted.len() > wanted_tags.len() {
+        wanted_bloom = u64::MAX;
     }
     let mut seen = SeenNames::new();
     scanner.skip_ws();
@@ -99,10 +106,13 @@ pub fn walk_object_str<'de>(
             let name = scanner.string()?;
             let tag = name_tag(&name);
             // Tags cover the first eight wanted names; any further ones compare in full.
-            let index = wanted
-                .iter()
-                .enumerate()
-                .position(|(i, w)| wanted_tags.get(i).is_none_or(|t| *t == tag) && *w == name);
+            let index = if wanted_bloom & tag_bit(tag) == 0 {
+                None
+            } else {
+                wanted.iter().enumerate().position(|(i, w)| {
+                    wanted_tags.get(i).is_none_or(|t| *t == tag) && *w == name
+                })
+            };
             seen.insert(tag, name)?;
             scanner.skip_ws();
             scanner.expect(b':')?;
@@ -130,14 +140,18 @@ fn name_tag(name: &str) -> u64 {
     len as u64 | at(0) << 32 | at(len / 2) << 40 | at(len.wrapping_sub(1)) << 48
 }
 
+/// The bit a tag sets in a 64-bit Bloom filter.
+fn tag_bit(tag: u64) -> u64 {
+    1u64 << (tag.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 58)
+}
+
 /// Member names seen so far in one object. Objects in tokens are small, so a linear scan over
 /// tags in an inline array wins; past `INLINE` names a hash set keeps a hostile 6 KiB object
 /// linear. Names that had escapes (rare) are kept apart, decoded.
 struct SeenNames<'de> {
     /// One bit per tag (a 64-bit Bloom filter): most new names miss it and skip the scan.
     bloom: u64,
-    inline: [(u64, &'de str); SeenNames::INLINE],
-    len: usize,
+    inline: ArrayVec<(u64, &'de str), { SeenNames::INLINE }>,
     decoded: Vec<(u64, String)>,
     overflow: Option<HashSet<Cow<'de, str>>>,
 }
@@ -148,8 +162,7 @@ impl<'de> SeenNames<'de> {
     fn new() -> Self {
         SeenNames {
             bloom: 0,
-            inline: [(0, ""); SeenNames::INLINE],
-            len: 0,
+            inline: ArrayVec::new(),
             decoded: Vec::new(),
             overflow: None,
         }
@@ -161,27 +174,22 @@ impl<'de> SeenNames<'de> {
         if let Some(overflow) = &mut self.overflow {
             return overflow.insert(name).then_some(()).ok_or_else(duplicate);
         }
-        let inline = self.inline.get(..self.len).unwrap_or(&[]);
-        let bit = 1u64 << (tag.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 58);
+        let bit = tag_bit(tag);
         if self.bloom & bit != 0
-            && (inline.iter().any(|(t, n)| *t == tag && *n == name)
+            && (self.inline.iter().any(|(t, n)| *t == tag && *n == name)
                 || self.decoded.iter().any(|(t, n)| *t == tag && *n == name))
         {
             return Err(duplicate());
         }
         self.bloom |= bit;
         match name {
-            Cow::Borrowed(borrowed) if self.len < Self::INLINE => {
-                if let Some(slot) = self.inline.get_mut(self.len) {
-                    *slot = (tag, borrowed);
-                    self.len += 1;
-                }
-            }
+            Cow::Borrowed(borrowed) if !self.inline.is_full() => self.inline.push((tag, borrowed)),
             Cow::Owned(owned) if self.decoded.len() < Self::INLINE => {
                 self.decoded.push((tag, owned));
             }
             name => {
-                let mut all: HashSet<Cow<'de, str>> = inline
+                let mut all: HashSet<Cow<'de, str>> = self
+                    .inline
                     .iter()
                     .map(|(_, n)| Cow::Borrowed(*n))
                     .chain(self.decoded.drain(..).map(|(_, n)| Cow::Owned(n)))
