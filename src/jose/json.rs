@@ -109,9 +109,13 @@ pub fn walk_object_str<'de>(
             let index = if wanted_bloom & tag_bit(tag) == 0 {
                 None
             } else {
-                wanted.iter().enumerate().position(|(i, w)| {
-                    wanted_tags.get(i).is_none_or(|t| *t == tag) && *w == name
-                })
+                wanted
+                    .iter()
+                    .enumerate()
+                    .position(|(i, w)| match wanted_tags.get(i) {
+                        Some(t) => *t == tag && same_name(tag, w, &name),
+                        None => *w == name,
+                    })
             };
             seen.insert(tag, name)?;
             scanner.skip_ws();
@@ -138,6 +142,12 @@ fn name_tag(name: &str) -> u64 {
     let at = |index: usize| u64::from(bytes.get(index).copied().unwrap_or(0));
     let len = bytes.len();
     len as u64 | at(0) << 32 | at(len / 2) << 40 | at(len.wrapping_sub(1)) << 48
+}
+
+/// Whether two names with equal tags are equal: a tag holds every byte of a name of up to
+/// three bytes (`iss`, `aud`, `exp`, `alg`, `kid`, ...), so only longer names are compared.
+fn same_name(tag: u64, a: &str, b: &str) -> bool {
+    (tag & 0xFFFF_FFFF) <= 3 || a == b
 }
 
 /// The bit a tag sets in a 64-bit Bloom filter.
@@ -176,8 +186,14 @@ impl<'de> SeenNames<'de> {
         }
         let bit = tag_bit(tag);
         if self.bloom & bit != 0
-            && (self.inline.iter().any(|(t, n)| *t == tag && *n == name)
-                || self.decoded.iter().any(|(t, n)| *t == tag && *n == name))
+            && (self
+                .inline
+                .iter()
+                .any(|(t, n)| *t == tag && same_name(tag, n, &name))
+                || self
+                    .decoded
+                    .iter()
+                    .any(|(t, n)| *t == tag && same_name(tag, n, &name)))
         {
             return Err(duplicate());
         }
@@ -413,7 +429,7 @@ impl<'de> Scanner<'de> {
     }
 
     /// A string starting at its opening quote, decoded (borrowed when it has no escapes).
-    #[inline]
+    #[inline(always)]
     fn string(&mut self) -> Result<Cow<'de, str>, StrictJsonError> {
         self.expect(b'"')?;
         let start = self.pos;
@@ -471,6 +487,7 @@ impl<'de> Scanner<'de> {
 
     /// A number per RFC 8259 §6; returns its text. Numbers that would not fit an `f64` are
     /// refused so every reader agrees on the value.
+    #[inline]
     fn number(&mut self) -> Result<&'de str, StrictJsonError> {
         let start = self.pos;
         if self.peek() == Some(b'-') {
