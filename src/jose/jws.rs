@@ -65,10 +65,29 @@ pub struct CompactJws<'a> {
     pub header: Header,
     /// `BASE64URL(header) || '.' || BASE64URL(payload)`: the exact bytes that were signed.
     pub signing_input: &'a [u8],
+    /// The decoded payload followed by the decoded signature: one allocation per token.
+    decoded: Vec<u8>,
+    /// Where the payload ends in `decoded`.
+    payload_len: usize,
+}
+
+impl CompactJws<'_> {
     /// The decoded payload (not interpreted).
-    pub payload: Vec<u8>,
+    pub fn payload(&self) -> &[u8] {
+        self.decoded.get(..self.payload_len).unwrap_or(&[])
+    }
+
     /// The decoded signature.
-    pub signature: Vec<u8>,
+    pub fn signature(&self) -> &[u8] {
+        self.decoded.get(self.payload_len..).unwrap_or(&[])
+    }
+
+    /// The header and the decoded payload, owned (the signature bytes are dropped).
+    pub fn into_parts(self) -> (Header, Vec<u8>) {
+        let mut decoded = self.decoded;
+        decoded.truncate(self.payload_len);
+        (self.header, decoded)
+    }
 }
 
 /// Splits and decodes a compact JWS within `limits`.
@@ -114,18 +133,25 @@ pub fn parse_compact<'a>(token: &'a [u8], limits: &Limits) -> Result<CompactJws<
     if b64::decoded_len(payload_b64.len()) > limits.max_payload_bytes {
         return Err(Reject::PayloadTooLarge);
     }
-    let payload = b64::decode(payload_b64).ok_or(Reject::BadBase64)?;
-
-    if signature_b64.is_empty() || b64::decoded_len(signature_b64.len()) > MAX_SIGNATURE_BYTES {
+    let payload_len = b64::decoded_len(payload_b64.len());
+    let signature_len = b64::decoded_len(signature_b64.len());
+    if signature_b64.is_empty() || signature_len > MAX_SIGNATURE_BYTES {
         return Err(Reject::Malformed);
     }
-    let signature = b64::decode(signature_b64).ok_or(Reject::BadBase64)?;
+    let mut decoded = vec![0u8; payload_len + signature_len];
+    let (payload_out, signature_out) = decoded.split_at_mut(payload_len);
+    if b64::decode_to_slice(payload_b64, payload_out).map(<[u8]>::len) != Some(payload_len)
+        || b64::decode_to_slice(signature_b64, signature_out).map(<[u8]>::len)
+            != Some(signature_len)
+    {
+        return Err(Reject::BadBase64);
+    }
 
     Ok(CompactJws {
         header,
         signing_input,
-        payload,
-        signature,
+        decoded,
+        payload_len,
     })
 }
 
@@ -241,8 +267,8 @@ mod tests {
         let jws = parse(&t).expect("parses");
         assert_eq!(jws.header.alg, Algorithm::RS256);
         assert_eq!(jws.header.kid.as_deref(), Some("k1"));
-        assert_eq!(jws.payload, b"{}");
-        assert_eq!(jws.signature.len(), 256);
+        assert_eq!(jws.payload(), b"{}");
+        assert_eq!(jws.signature().len(), 256);
         assert!(t.as_bytes().starts_with(jws.signing_input));
         assert_eq!(jws.signing_input.iter().filter(|b| **b == b'.').count(), 1);
     }

@@ -78,7 +78,7 @@ impl<'t, 'k> Pending<'t, 'k> {
         VerifyJob {
             key: self.key,
             message: self.jws.signing_input,
-            signature: &self.jws.signature,
+            signature: self.jws.signature(),
         }
     }
 
@@ -89,7 +89,7 @@ impl<'t, 'k> Pending<'t, 'k> {
 
     /// The decoded payload: only meaningful once the signature verified.
     pub fn payload(&self) -> &[u8] {
-        &self.jws.payload
+        self.jws.payload()
     }
 
     /// Second half: given the signature result, parse and check the claims at `now` (seconds
@@ -101,12 +101,10 @@ impl<'t, 'k> Pending<'t, 'k> {
         now: u64,
     ) -> Result<Verified, Reject> {
         signature?;
-        let claims = Claims::from_payload(self.jws.payload)?;
-        rules.check(&self.jws.header, &claims, now)?;
-        Ok(Verified {
-            header: self.jws.header,
-            claims,
-        })
+        let (header, payload) = self.jws.into_parts();
+        let claims = Claims::from_payload(payload)?;
+        rules.check(&header, &claims, now)?;
+        Ok(Verified { header, claims })
     }
 }
 
@@ -138,6 +136,6 @@ pub fn verify_jws(
         return Err(Reject::AlgorithmNotAllowed);
     }
     let key = keys.select(&jws.header)?;
-    backend.verify(key, jws.signing_input, &jws.signature)?;
-    Ok((jws.header, jws.payload))
+    backend.verify(key, jws.signing_input, jws.signature())?;
+    Ok(jws.into_parts())
 }
