@@ -428,9 +428,10 @@ impl<'de> Scanner<'de> {
         Ok(false)
     }
 
-    /// A string starting at its opening quote, decoded (borrowed when it has no escapes).
+    /// Scans a string from its opening quote to just past its closing quote, checking escapes;
+    /// returns where its text starts and whether it has escapes.
     #[inline(always)]
-    fn string(&mut self) -> Result<Cow<'de, str>, StrictJsonError> {
+    fn scan_string(&mut self) -> Result<(usize, bool), StrictJsonError> {
         self.expect(b'"')?;
         let start = self.pos;
         let mut escaped = false;
@@ -472,12 +473,19 @@ impl<'de> Scanner<'de> {
                 _ => return Err(StrictJsonError::Invalid),
             }
         }
+        self.pos += 1;
+        Ok((start, escaped))
+    }
+
+    /// A string starting at its opening quote, decoded (borrowed when it has no escapes).
+    #[inline(always)]
+    fn string(&mut self) -> Result<Cow<'de, str>, StrictJsonError> {
+        let (start, escaped) = self.scan_string()?;
         // The quotes are ASCII, so this slice lies on character boundaries.
         let raw = self
             .text
-            .get(start..self.pos)
+            .get(start..self.pos - 1)
             .ok_or(StrictJsonError::Invalid)?;
-        self.pos += 1;
         if escaped {
             unescape(raw).map(Cow::Owned)
         } else {
@@ -549,7 +557,8 @@ impl<'de> Scanner<'de> {
     /// Validates one value without keeping it.
     fn skip_value(&mut self, depth: usize) -> Result<(), StrictJsonError> {
         match self.peek() {
-            Some(b'"') => self.string().map(|_| ()),
+            // Skipped strings are checked but neither sliced nor decoded.
+            Some(b'"') => self.scan_string().map(|_| ()),
             Some(b'{') => {
                 if self.open(b'{', b'}', depth)? {
                     return Ok(());
