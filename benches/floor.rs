@@ -6,16 +6,21 @@
 //! to back (alternating which goes first), and the figure is the median over all pairs of
 //! `raw time / full time`, which is verdict's throughput relative to the engine's floor.
 //!
-//! Run: `cargo bench --bench floor [-- ALG...]` (about 20 s for all; bounded: 101 block pairs of ~2 ms each per
-//! algorithm).
+//! The same for Ed25519 batches of 128 against single aws-lc-rs verification, per signature.
+//!
+//! Run: `cargo bench --bench floor [-- RS256|EdDSA|...|batch ...]` (under a minute for all;
+//! bounded: 101 block pairs of ~2 ms per side per row).
 #![allow(clippy::expect_used, clippy::panic, missing_docs)]
 
 mod fixture;
 
+use aws_lc_rs::signature::{self, Ed25519KeyPair, KeyPair, ParsedPublicKey};
 use fixture::*;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
+use verdict::crypto::{Backend, VerifyJob};
 use verdict::jose::Algorithm;
+use verdict::jose::KeyMaterial;
 use verdict::policy::verify_token;
 
 const BLOCK_PAIRS: usize = 101;
@@ -34,6 +39,53 @@ fn quantile(sorted: &[f64], q: f64) -> f64 {
     sorted[index]
 }
 
+/// Runs `first` and `second` in alternating block pairs; returns the sorted per-pair ratios
+/// `(second per-unit time) / (first per-unit time)` and each side's sorted per-unit times, where
+/// a call of `first` does `first_units` units of work and a call of `second` `second_units`.
+fn interleave(
+    mut first: impl FnMut(),
+    first_units: f64,
+    mut second: impl FnMut(),
+    second_units: f64,
+) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+    // Size the blocks from a short warm-up of the slower side.
+    let calls = |op: &mut dyn FnMut()| {
+        let warm = time_block(20, op);
+        (BLOCK_TARGET.as_nanos() / (warm / 20).as_nanos().max(1)).clamp(4, 100_000) as usize
+    };
+    let first_calls = calls(&mut first);
+    let second_calls = calls(&mut second);
+    let (mut ratios, mut first_ns, mut second_ns) = (Vec::new(), Vec::new(), Vec::new());
+    for pair in 0..BLOCK_PAIRS {
+        let mut run_first = || time_block(first_calls, &mut first);
+        let mut run_second = || time_block(second_calls, &mut second);
+        let (a, b) = if pair % 2 == 0 {
+            let a = run_first();
+            (a, run_second())
+        } else {
+            let b = run_second();
+            (run_first(), b)
+        };
+        let a = a.as_nanos() as f64 / (first_calls as f64 * first_units);
+        let b = b.as_nanos() as f64 / (second_calls as f64 * second_units);
+        ratios.push(a / b);
+        first_ns.push(a);
+        second_ns.push(b);
+    }
+    for v in [&mut ratios, &mut first_ns, &mut second_ns] {
+        v.sort_by(f64::total_cmp);
+    }
+    (ratios, first_ns, second_ns)
+}
+
+fn fmt_ns(ns: f64) -> String {
+    if ns >= 1000.0 {
+        format!("{:.2} µs", ns / 1000.0)
+    } else {
+        format!("{ns:.0} ns")
+    }
+}
+
 fn main() {
     let fx = fixture();
     let backend = verdict::crypto::AwsLcBackend::default();
@@ -43,7 +95,7 @@ fn main() {
         "| alg | raw per token | full per token | full / raw throughput: median | p25 | p75 |"
     );
     println!("|---|---:|---:|---:|---:|---:|");
-    // Optional algorithm names to run, e.g. `cargo bench --bench floor -- RS256 EdDSA`.
+    // Optional names to run (algorithms, or `batch`), e.g. `cargo bench --bench floor -- RS256`.
     let only: Vec<String> = std::env::args()
         .skip(1)
         .filter(|a| !a.starts_with('-'))
@@ -65,50 +117,92 @@ fn main() {
         verify_token(jwt.as_bytes(), policy, keys, &backend, fx.now)
             .unwrap_or_else(|e| panic!("{}: verdict rejects: {e:?}", case.name));
 
-        let mut run_raw = || {
+        let run_raw = || {
             black_box(raw(black_box(input.as_bytes()), black_box(&sig)));
         };
-        let mut run_full = || {
+        let run_full = || {
             black_box(
                 verify_token(black_box(jwt.as_bytes()), policy, keys, &backend, fx.now).is_ok(),
             );
         };
-        // Size the blocks from a short warm-up.
-        let warm = time_block(200, &mut run_full);
-        let per_op = warm / 200;
-        let iterations =
-            (BLOCK_TARGET.as_nanos() / per_op.as_nanos().max(1)).clamp(8, 100_000) as usize;
-
-        let mut ratios = Vec::with_capacity(BLOCK_PAIRS);
-        let mut raw_ns = Vec::with_capacity(BLOCK_PAIRS);
-        let mut full_ns = Vec::with_capacity(BLOCK_PAIRS);
-        for pair in 0..BLOCK_PAIRS {
-            let (raw_time, full_time) = if pair % 2 == 0 {
-                let r = time_block(iterations, &mut run_raw);
-                (r, time_block(iterations, &mut run_full))
-            } else {
-                let f = time_block(iterations, &mut run_full);
-                (time_block(iterations, &mut run_raw), f)
-            };
-            ratios.push(raw_time.as_secs_f64() / full_time.as_secs_f64());
-            raw_ns.push(raw_time.as_nanos() as f64 / iterations as f64);
-            full_ns.push(full_time.as_nanos() as f64 / iterations as f64);
-        }
-        for v in [&mut ratios, &mut raw_ns, &mut full_ns] {
-            v.sort_by(f64::total_cmp);
-        }
-        let fmt = |ns: f64| {
-            if ns >= 1000.0 {
-                format!("{:.2} µs", ns / 1000.0)
-            } else {
-                format!("{ns:.0} ns")
-            }
-        };
+        // Throughput ratio full/raw = raw time / full time.
+        let (ratios, raw_ns, full_ns) = interleave(run_raw, 1.0, run_full, 1.0);
         println!(
             "| {} | {} | {} | {:.3}× | {:.3}× | {:.3}× |",
             case.name,
-            fmt(quantile(&raw_ns, 0.5)),
-            fmt(quantile(&full_ns, 0.5)),
+            fmt_ns(quantile(&raw_ns, 0.5)),
+            fmt_ns(quantile(&full_ns, 0.5)),
+            quantile(&ratios, 0.5),
+            quantile(&ratios, 0.25),
+            quantile(&ratios, 0.75),
+        );
+    }
+    if only.is_empty() || only.iter().any(|name| name == "batch") {
+        ed25519_batches(fx.now);
+    }
+}
+
+/// Ed25519 batches of 128 tokens signed by one key (the usual case: one issuer key) and by 128
+/// keys, per signature, against aws-lc-rs single verification.
+fn ed25519_batches(now: u64) {
+    const SIZE: usize = 128;
+    let backend = verdict::crypto::AwsLcBackend::with_ed25519_batch_threshold(2);
+    println!("\nEd25519 batch of {SIZE} vs aws-lc-rs single verify, per signature\n");
+    println!("| keys | single | batch | speed-up: median | p25 | p75 |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    for distinct in [false, true] {
+        let pairs: Vec<Ed25519KeyPair> = (0..if distinct { SIZE } else { 1 })
+            .map(|_| Ed25519KeyPair::generate().expect("Ed25519 key"))
+            .collect();
+        let prepared: Vec<_> = pairs
+            .iter()
+            .map(|pair| {
+                let x: [u8; 32] = pair.public_key().as_ref().try_into().expect("32 bytes");
+                backend
+                    .prepare(&KeyMaterial::Ed25519 { x }, Algorithm::EdDSA)
+                    .expect("prepared key")
+            })
+            .collect();
+        let messages: Vec<String> = (0..SIZE)
+            .map(|n| signing_input("EdDSA", "ed25519-2025-01", &claims_json(now, n)))
+            .collect();
+        let signatures: Vec<Vec<u8>> = messages
+            .iter()
+            .enumerate()
+            .map(|(n, m)| pairs[n % pairs.len()].sign(m.as_bytes()).as_ref().to_vec())
+            .collect();
+        let jobs: Vec<VerifyJob<'_>> = (0..SIZE)
+            .map(|n| VerifyJob {
+                key: &prepared[n % prepared.len()],
+                message: messages[n].as_bytes(),
+                signature: &signatures[n],
+            })
+            .collect();
+        let mut results = Vec::with_capacity(SIZE);
+        backend.verify_batch(&jobs, &mut results);
+        assert!(
+            results.iter().all(Result::is_ok),
+            "every signature verifies"
+        );
+        let single_key = ParsedPublicKey::new(&signature::ED25519, pairs[0].public_key().as_ref())
+            .expect("Ed25519 key");
+        let single = || {
+            black_box(
+                single_key
+                    .verify_sig(black_box(messages[0].as_bytes()), black_box(&signatures[0]))
+                    .is_ok(),
+            );
+        };
+        let batch = || {
+            backend.verify_batch(black_box(&jobs), &mut results);
+            black_box(&results);
+        };
+        let (ratios, single_ns, batch_ns) = interleave(single, 1.0, batch, SIZE as f64);
+        println!(
+            "| {} | {} | {} | {:.3}× | {:.3}× | {:.3}× |",
+            if distinct { "128 distinct" } else { "one" },
+            fmt_ns(quantile(&single_ns, 0.5)),
+            fmt_ns(quantile(&batch_ns, 0.5)),
             quantile(&ratios, 0.5),
             quantile(&ratios, 0.25),
             quantile(&ratios, 0.75),
