@@ -7,6 +7,7 @@
 use super::json::{Shallow, StrictJsonError, walk_object, walk_object_str};
 use super::jws::Header;
 use super::reject::Reject;
+use arrayvec::ArrayVec;
 use serde_json::{Map, Value};
 use std::borrow::Cow;
 use std::sync::OnceLock;
@@ -68,6 +69,43 @@ impl Claims {
 
     /// Like [`Claims::parse`], taking ownership of the decoded payload (no copy).
     pub fn from_payload(payload: Vec<u8>) -> Result<Claims, Reject> {
+        Claims::read(payload, &[]).map(|(claims, _)| claims)
+    }
+
+    /// Parses a payload and checks `rules` in one pass over it: the claims `rules` require are
+    /// looked for during the parse instead of by a second walk.
+    pub fn parse_and_check(
+        payload: Vec<u8>,
+        header: &Header,
+        rules: &ClaimRules,
+        now: u64,
+    ) -> Result<Claims, Reject> {
+        let (claims, required_present) = Claims::read(payload, &rules.required_claims)?;
+        rules.check_with(header, &claims, now, required_present)?;
+        Ok(claims)
+    }
+
+    /// Parses, also reporting whether every name in `required` is a member (`None` when the list
+    /// is too long to note in one pass).
+    fn read(payload: Vec<u8>, required: &[String]) -> Result<(Claims, Option<bool>), Reject> {
+        const MAX_NOTED: usize = 24;
+        // Registered names are answered from `registered`; the others join the walk.
+        let extra: ArrayVec<&str, MAX_NOTED> = required
+            .iter()
+            .map(String::as_str)
+            .filter(|name| !REGISTERED.contains(name))
+            .take(MAX_NOTED)
+            .collect();
+        let complete = required
+            .iter()
+            .filter(|name| !REGISTERED.contains(&name.as_str()))
+            .count()
+            <= MAX_NOTED;
+        let mut wanted: ArrayVec<&str, { REGISTERED.len() + MAX_NOTED }> =
+            REGISTERED.into_iter().collect();
+        wanted.extend(extra.iter().copied());
+        let mut extra_found = 0u32;
+
         // Strict JSON is UTF-8 throughout, so check that once, up front.
         let json = String::from_utf8(payload).map_err(|_| Reject::BadClaims)?;
         let mut registered = Registered::default();
@@ -84,7 +122,7 @@ impl Claims {
             Shallow::Number(n) => Member::Present(n),
             _ => Member::WrongType,
         };
-        walk_object_str(&json, &REGISTERED, &mut |index, value| match index {
+        walk_object_str(&json, &wanted, &mut |index, value| match index {
             0 => {
                 registered.iss = match value {
                     Shallow::String(s) => Member::Present(text(s)),
@@ -102,17 +140,32 @@ impl Claims {
             }
             2 => registered.exp = date(value),
             3 => registered.nbf = date(value),
-            _ => registered.iat = date(value),
+            4 => registered.iat = date(value),
+            extra => extra_found |= 1 << (extra - REGISTERED.len()),
         })
         .map_err(|e| match e {
             StrictJsonError::DuplicateMember => Reject::DuplicateMember,
             StrictJsonError::Invalid => Reject::BadClaims,
         })?;
-        Ok(Claims {
+        let claims = Claims {
             json,
             registered,
             members: OnceLock::new(),
-        })
+        };
+        let required_present = complete.then(|| {
+            required.iter().all(|name| match name.as_str() {
+                "iss" => claims.registered.iss != Member::Absent,
+                "aud" => claims.registered.aud != Member::Absent,
+                "exp" => claims.registered.exp != Member::Absent,
+                "nbf" => claims.registered.nbf != Member::Absent,
+                "iat" => claims.registered.iat != Member::Absent,
+                other => extra
+                    .iter()
+                    .position(|name| *name == other)
+                    .is_some_and(|bit| extra_found & (1 << bit) != 0),
+            })
+        });
+        Ok((claims, required_present))
     }
 
     /// The claims set exactly as signed (strict JSON object).
@@ -254,6 +307,18 @@ impl Default for ClaimRules {
 impl ClaimRules {
     /// Applies every rule. `now` is seconds since the Unix epoch.
     pub fn check(&self, header: &Header, claims: &Claims, now: u64) -> Result<(), Reject> {
+        self.check_with(header, claims, now, None)
+    }
+
+    /// [`ClaimRules::check`], with the presence of the required claims already known (from
+    /// the parse) or `None` to look them up.
+    fn check_with(
+        &self,
+        header: &Header,
+        claims: &Claims,
+        now: u64,
+        required_present: Option<bool>,
+    ) -> Result<(), Reject> {
         // Types first, so a malformed claim is reported as such rather than as a policy failure.
         let exp = claims.numeric_date("exp")?;
         let nbf = claims.numeric_date("nbf")?;
@@ -293,11 +358,12 @@ impl ClaimRules {
         if !self.audiences.is_empty() && !audience_matches {
             return Err(Reject::WrongAudience);
         }
-        if self
-            .required_claims
-            .iter()
-            .any(|name| !claims.contains(name))
-        {
+        let required_present = required_present.unwrap_or_else(|| {
+            self.required_claims
+                .iter()
+                .all(|name| claims.contains(name))
+        });
+        if !required_present {
             return Err(Reject::MissingClaim);
         }
         if let Some(want) = &self.typ {
@@ -500,5 +566,46 @@ mod tests {
         assert_eq!(wrong.audiences(), Err(Reject::BadClaims));
         assert_eq!(wrong.numeric_date("exp"), Err(Reject::BadNumericDate));
         assert_eq!(wrong.expires_at(), None);
+    }
+
+    #[test]
+    fn required_claims_found_in_the_parse_agree_with_lookups() {
+        let base = format!(
+            r#""iss":"https://idp.example","aud":"api://a","exp":{},"s\u0075b":"x","tenant":null"#,
+            NOW + 60
+        );
+        let many: Vec<String> = (0..30).map(|i| format!("c{i}")).collect();
+        let all_many = many
+            .iter()
+            .map(|name| format!(r#","{name}":1"#))
+            .collect::<String>();
+        let cases: Vec<(Vec<String>, String)> = vec![
+            (vec![], base.clone()),
+            (vec!["sub".into()], base.clone()),
+            (vec!["sub".into(), "tenant".into()], base.clone()),
+            (vec!["sub".into(), "azp".into()], base.clone()),
+            (vec!["exp".into(), "sub".into(), "sub".into()], base.clone()),
+            (vec!["nbf".into()], base.clone()),
+            (many.clone(), base.clone()),
+            (many.clone(), format!("{base}{all_many}")),
+        ];
+        for (required, members) in cases {
+            let json = format!("{{{members}}}");
+            let mut r = rules();
+            r.required_claims = required.clone();
+            let header = header(Some("JWT"));
+            let parsed = Claims::parse(json.as_bytes()).expect("claims");
+            let looked_up = r.check(&header, &parsed, NOW);
+            let in_one_pass =
+                Claims::parse_and_check(json.clone().into_bytes(), &header, &r, NOW).map(|_| ());
+            assert_eq!(in_one_pass, looked_up, "required {required:?}");
+        }
+        let mut r = rules();
+        r.required_claims = vec!["sub".into(), "azp".into()];
+        let json = format!("{{{base}}}");
+        assert_eq!(
+            Claims::parse_and_check(json.into_bytes(), &header(None), &r, NOW).err(),
+            Some(Reject::MissingClaim)
+        );
     }
 }

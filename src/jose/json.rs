@@ -125,10 +125,9 @@ pub fn walk_object_str<'de>(
                 Some(index) => take(index, scanner.shallow_value(1)?),
                 None => scanner.skip_value(1)?,
             }
-            if scanner.object_continues()? {
-                continue;
+            if !scanner.object_continues()? {
+                break;
             }
-            break;
         }
     }
     scanner.finish()

@@ -102,8 +102,7 @@ impl<'t, 'k> Pending<'t, 'k> {
     ) -> Result<Verified, Reject> {
         signature?;
         let (header, payload) = self.jws.into_parts();
-        let claims = Claims::from_payload(payload)?;
-        rules.check(&header, &claims, now)?;
+        let claims = Claims::parse_and_check(payload, &header, rules, now)?;
         Ok(Verified { header, claims })
     }
 }
