@@ -9,6 +9,7 @@
 use base64::Engine;
 use base64::alphabet::URL_SAFE;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+use std::mem::MaybeUninit;
 
 /// The engine: URL-safe alphabet, no padding accepted, non-canonical trailing bits rejected.
 pub const STRICT: GeneralPurpose = GeneralPurpose::new(
@@ -31,15 +32,21 @@ pub fn decode(input: &[u8]) -> Option<Vec<u8>> {
     FAST.decode_to_vec(input).ok()
 }
 
-/// Decodes strictly into `out`, which must hold [`decoded_len`] bytes; returns the decoded
-/// prefix, `None` on any deviation or when `out` is too short.
-pub fn decode_to_slice<'o>(input: &[u8], out: &'o mut [u8]) -> Option<&'o [u8]> {
+/// Decodes strictly into uninitialised memory holding at least [`decoded_len`] bytes (so a
+/// stack buffer needs no zeroing); returns the decoded bytes, `None` on any deviation or when
+/// `out` is too short.
+pub fn decode_to_uninit<'o>(input: &[u8], out: &'o mut [MaybeUninit<u8>]) -> Option<&'o [u8]> {
     if out.len() < decoded_len(input.len()) {
         return None;
     }
-    FAST.decode(input, base64_simd::Out::from_slice(out))
+    FAST.decode(input, base64_simd::Out::from_uninit_slice(out))
         .ok()
         .map(|decoded| &*decoded)
+}
+
+/// Decodes strictly, appending to `out` (no zeroing of the new bytes); false on any deviation.
+pub fn decode_append(input: &[u8], out: &mut Vec<u8>) -> bool {
+    FAST.decode_append(input, out).is_ok()
 }
 
 /// Encodes without padding.
@@ -66,9 +73,16 @@ mod tests {
         for n in 0..20 {
             assert_eq!(decoded_len(encode(&vec![7u8; n]).len()), n);
         }
-        let mut buf = [0u8; 3];
-        assert_eq!(decode_to_slice(b"Zm9v", &mut buf), Some(&b"foo"[..]));
-        assert_eq!(decode_to_slice(b"Zm9vYg", &mut buf), None, "too short");
+        let mut uninit = [MaybeUninit::<u8>::uninit(); 3];
+        assert_eq!(decode_to_uninit(b"Zm9v", &mut uninit), Some(&b"foo"[..]));
+        assert_eq!(decode_to_uninit(b"Zm9vYg", &mut uninit), None, "too short");
+        let mut appended = b"x".to_vec();
+        assert!(decode_append(b"Zm9v", &mut appended) && decode_append(b"Zm8", &mut appended));
+        assert_eq!(appended, b"xfoofo");
+        assert!(
+            !decode_append(b"Zm9", &mut appended),
+            "non-canonical trailing bits"
+        );
     }
 
     proptest::proptest! {

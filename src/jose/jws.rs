@@ -8,6 +8,7 @@ use super::alg::Algorithm;
 use super::b64;
 use super::json::{Shallow, StrictJsonError, walk_object};
 use super::reject::Reject;
+use std::mem::MaybeUninit;
 
 /// Size caps applied before any decoding. Defaults suit a gateway: a few KiB.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,9 +123,9 @@ pub fn parse_compact<'a>(token: &'a [u8], limits: &Limits) -> Result<CompactJws<
         return Err(Reject::HeaderTooLarge);
     }
     // Headers are small: decode on the stack unless a raised limit says otherwise.
-    let mut stack = [0u8; STACK_HEADER_BYTES];
+    let mut stack = [MaybeUninit::<u8>::uninit(); STACK_HEADER_BYTES];
     let header = if header_len <= STACK_HEADER_BYTES {
-        let bytes = b64::decode_to_slice(header_b64, &mut stack).ok_or(Reject::BadBase64)?;
+        let bytes = b64::decode_to_uninit(header_b64, &mut stack).ok_or(Reject::BadBase64)?;
         parse_header(bytes)?
     } else {
         parse_header(&b64::decode(header_b64).ok_or(Reject::BadBase64)?)?
@@ -138,11 +139,10 @@ pub fn parse_compact<'a>(token: &'a [u8], limits: &Limits) -> Result<CompactJws<
     if signature_b64.is_empty() || signature_len > MAX_SIGNATURE_BYTES {
         return Err(Reject::Malformed);
     }
-    let mut decoded = vec![0u8; payload_len + signature_len];
-    let (payload_out, signature_out) = decoded.split_at_mut(payload_len);
-    if b64::decode_to_slice(payload_b64, payload_out).map(<[u8]>::len) != Some(payload_len)
-        || b64::decode_to_slice(signature_b64, signature_out).map(<[u8]>::len)
-            != Some(signature_len)
+    let mut decoded = Vec::with_capacity(payload_len + signature_len);
+    if !b64::decode_append(payload_b64, &mut decoded)
+        || decoded.len() != payload_len
+        || !b64::decode_append(signature_b64, &mut decoded)
     {
         return Err(Reject::BadBase64);
     }
