@@ -6,9 +6,11 @@ the "median" point estimate, in ns) written by
 
     cargo bench --bench verify -- --warm-up-time 1 --measurement-time 3
 
-and prints, per algorithm, the medians of aws_lc_raw, verdict_full and jsonwebtoken_decode with
-verdict's throughput relative to each; then the Ed25519 batch table (per-signature time and
-speed-up over single aws-lc-rs verification); then the parse breakdown; then the targets.
+and prints, per algorithm, the medians of aws_lc_raw, verdict_full, verdict_full_map (the full
+path plus the claims map) and jsonwebtoken_decode with verdict's throughput relative to each;
+then the Ed25519 batch table (per-signature time and speed-up over single aws-lc-rs
+verification, for batches signed by one key and by distinct keys); then the parse breakdown;
+then the targets. `cargo bench --bench floor` gives the steadier interleaved ratios.
 
 Usage: python3 benches/ratios.py [CRITERION_DIR]   (default: target/criterion, or
 $CARGO_TARGET_DIR/criterion). Exit status 1 when a target is missed, 2 when results are missing.
