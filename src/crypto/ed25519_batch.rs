@@ -14,10 +14,16 @@
 //! A batch answers "all valid" or "at least one invalid"; on the latter the caller verifies
 //! each signature alone. To keep a batch's "all valid" in line with single verification
 //! (AWS-LC, RFC 8032 cofactorless), only encodings single verification could accept enter a
-//! batch: canonical `R`, `A` and `s`, and no small-order `R` or `A`. An `R` with a torsion
-//! component fails the equation except with probability at most 1/2 (the batch then falls back
-//! and single verification rejects it), and only the key's owner can make one, so it never
-//! helps a forger.
+//! batch: canonical `R`, `A` and `s`, no small-order `R` or `A`, and only keys `A` without a
+//! torsion component (checked once, when the key is prepared).
+//!
+//! One difference remains, and it is inherent to batching against a cofactorless single
+//! check: an `R` carrying a torsion component `T` (`R = rB + T`) makes the equation off by
+//! `z_i T`, which is zero with probability up to 1/2 (when `z_i` is a multiple of `T`'s order).
+//! Such a signature fails single verification but passes a batch that often. Only the holder of
+//! the private key can make one — it is a signature over the same message by the same key,
+//! never a forgery — and ruling it out would cost a scalar multiplication per signature, the
+//! price of the whole batch gain. [`crate::crypto::Backend::verify_batch`] documents it.
 
 use aws_lc_rs::digest;
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
@@ -50,13 +56,15 @@ fn is_canonical_point_encoding(bytes: &[u8; 32]) -> bool {
     false
 }
 
-/// The dalek key used for batches, when the encoding is canonical and not of small order.
+/// The dalek key used for batches, when the encoding is canonical and the point is neither of
+/// small order nor carrying a torsion component (a key `aB + T` would let honest signatures
+/// that single verification rejects pass a batch). Keys outside that are verified one by one.
 pub(crate) fn batch_key(x: &[u8; 32]) -> Option<VerifyingKey> {
     if !is_canonical_point_encoding(x) {
         return None;
     }
     let key = VerifyingKey::from_bytes(x).ok()?;
-    (!key.is_weak()).then_some(key)
+    (!key.is_weak() && key.to_edwards().is_torsion_free()).then_some(key)
 }
 
 /// The y coordinates (little-endian, sign bit clear) of the eight small-order points: 0 and 1
@@ -313,5 +321,23 @@ mod tests {
             let (_, m, sg, so) = signed(40, key_count);
             assert!(batch(&keys, &m, &sg, &so), "{key_count} keys: valid again");
         }
+    }
+
+    #[test]
+    fn keys_with_a_torsion_component_never_batch() {
+        let honest = SigningKey::from_bytes(&[9; 32]).verifying_key();
+        assert!(batch_key(honest.as_bytes()).is_some());
+        // The order-2 point (0, -1): y = p - 1.
+        let mut minus_one = FIELD_PRIME_LE;
+        minus_one[0] = 0xec;
+        let order_two = CompressedEdwardsY(minus_one)
+            .decompress()
+            .expect("on the curve");
+        let mixed = (honest.to_edwards() + order_two).compress().to_bytes();
+        assert!(VerifyingKey::from_bytes(&mixed).is_ok_and(|k| !k.is_weak()));
+        assert!(
+            batch_key(&mixed).is_none(),
+            "mixed-order key is kept out of batches"
+        );
     }
 }

@@ -85,7 +85,10 @@ pub trait Backend: Send + Sync {
     fn verify(&self, key: &PreparedKey, message: &[u8], signature: &[u8]) -> Result<(), Reject>;
 
     /// Verifies many signatures; `results[i]` answers `jobs[i]`. The default is a loop; engines
-    /// with real batching override it. Every result must equal what [`Backend::verify`] gives.
+    /// with real batching override it. Every result must equal what [`Backend::verify`] gives,
+    /// with one documented exception for Ed25519 batches: a signature whose `R` carries a
+    /// torsion component, which only the private key's holder can make, fails `verify` but may
+    /// pass a batch (see `crypto::ed25519_batch`).
     fn verify_batch(&self, jobs: &[VerifyJob<'_>], results: &mut Vec<Result<(), Reject>>) {
         results.clear();
         results.extend(

@@ -4,7 +4,7 @@
 //! read (`iss`, `aud`, `exp`, `nbf`, `iat`); the full member map is built only when something
 //! asks for it (claim headers, metadata, the CLI), so the hot path allocates almost nothing.
 
-use super::json::{Shallow, StrictJsonError, walk_object, walk_object_str};
+use super::json::{Shallow, StrictJsonError, parse_object, walk_object, walk_object_str};
 use super::jws::Header;
 use super::reject::Reject;
 use arrayvec::ArrayVec;
@@ -187,8 +187,9 @@ impl Claims {
     }
 
     fn build_members(&self) -> Map<String, Value> {
-        // Cannot fail: the same parser already accepted this text as an object.
-        serde_json::from_str(&self.json).unwrap_or_default()
+        // Cannot fail: the same strict parser accepted this text when the claims were read (and
+        // serde_json's own reader would not do: it refuses some numbers this one accepts).
+        parse_object(self.json.as_bytes()).unwrap_or_default()
     }
 
     /// One member.
@@ -607,5 +608,16 @@ mod tests {
             Claims::parse_and_check(json.into_bytes(), &header(None), &r, NOW).err(),
             Some(Reject::MissingClaim)
         );
+    }
+
+    #[test]
+    fn members_are_built_by_the_parser_that_accepted_them() {
+        // serde_json (without float_roundtrip) refuses this number; the claims were accepted,
+        // so the map must hold every member, not silently none.
+        let json = br#"{"sub":"alice","scope":"read","x":1.7976931348623158e308}"#;
+        let claims = Claims::parse(json).expect("claims");
+        assert_eq!(claims.members().len(), 3);
+        assert_eq!(claims.get("sub"), Some(&Value::from("alice")));
+        assert!(claims.contains("sub"));
     }
 }
