@@ -14,13 +14,11 @@
 
 mod fixture;
 
-use aws_lc_rs::signature::{self, Ed25519KeyPair, KeyPair, ParsedPublicKey};
+use aws_lc_rs::signature::{self, ParsedPublicKey};
 use fixture::*;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
-use verdict::crypto::{Backend, VerifyJob};
-use verdict::jose::Algorithm;
-use verdict::jose::KeyMaterial;
+use verdict::crypto::Backend;
 use verdict::policy::verify_token;
 
 const BLOCK_PAIRS: usize = 101;
@@ -104,18 +102,14 @@ fn main() {
         if !only.is_empty() && !only.iter().any(|name| name == case.name) {
             continue;
         }
-        let input = signing_input(case.name, case.kid, &claims);
-        let sig = case.signer.sign(input.as_bytes());
-        let jwt = token(&input, &sig);
-        let (keys, policy) = if case.alg == Algorithm::HS256 {
-            (&fx.symmetric, &fx.symmetric_policy)
-        } else {
-            (&fx.asymmetric, &fx.asymmetric_policy)
-        };
-        let raw = case.raw_verifier();
-        assert!(raw(input.as_bytes(), &sig), "{}: raw verify", case.name);
-        verify_token(jwt.as_bytes(), policy, keys, &backend, fx.now)
-            .unwrap_or_else(|e| panic!("{}: verdict rejects: {e:?}", case.name));
+        let SignedCase {
+            input,
+            sig,
+            jwt,
+            keys,
+            policy,
+            raw,
+        } = fx.signed(case, &claims, &backend);
 
         let run_raw = || {
             black_box(raw(black_box(input.as_bytes()), black_box(&sig)));
@@ -151,45 +145,23 @@ fn ed25519_batches(now: u64) {
     println!("| keys | single | batch | speed-up: median | p25 | p75 |");
     println!("|---|---:|---:|---:|---:|---:|");
     for distinct in [false, true] {
-        let pairs: Vec<Ed25519KeyPair> = (0..if distinct { SIZE } else { 1 })
-            .map(|_| Ed25519KeyPair::generate().expect("Ed25519 key"))
-            .collect();
-        let prepared: Vec<_> = pairs
-            .iter()
-            .map(|pair| {
-                let x: [u8; 32] = pair.public_key().as_ref().try_into().expect("32 bytes");
-                backend
-                    .prepare(&KeyMaterial::Ed25519 { x }, Algorithm::EdDSA)
-                    .expect("prepared key")
-            })
-            .collect();
-        let messages: Vec<String> = (0..SIZE)
-            .map(|n| signing_input("EdDSA", "ed25519-2025-01", &claims_json(now, n)))
-            .collect();
-        let signatures: Vec<Vec<u8>> = messages
-            .iter()
-            .enumerate()
-            .map(|(n, m)| pairs[n % pairs.len()].sign(m.as_bytes()).as_ref().to_vec())
-            .collect();
-        let jobs: Vec<VerifyJob<'_>> = (0..SIZE)
-            .map(|n| VerifyJob {
-                key: &prepared[n % prepared.len()],
-                message: messages[n].as_bytes(),
-                signature: &signatures[n],
-            })
-            .collect();
+        let set = Ed25519Batch::new(&backend, SIZE, distinct, now);
+        let jobs = set.jobs();
         let mut results = Vec::with_capacity(SIZE);
         backend.verify_batch(&jobs, &mut results);
         assert!(
             results.iter().all(Result::is_ok),
             "every signature verifies"
         );
-        let single_key = ParsedPublicKey::new(&signature::ED25519, pairs[0].public_key().as_ref())
-            .expect("Ed25519 key");
+        let single_key =
+            ParsedPublicKey::new(&signature::ED25519, set.first_public).expect("Ed25519 key");
         let single = || {
             black_box(
                 single_key
-                    .verify_sig(black_box(messages[0].as_bytes()), black_box(&signatures[0]))
+                    .verify_sig(
+                        black_box(set.messages[0].as_bytes()),
+                        black_box(&set.signatures[0]),
+                    )
                     .is_ok(),
             );
         };

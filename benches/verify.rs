@@ -30,15 +30,15 @@
 //! `python3 benches/ratios.py` for the table of medians and ratios.
 #![allow(clippy::expect_used, missing_docs)]
 
-use aws_lc_rs::signature::{self, Ed25519KeyPair, KeyPair, ParsedPublicKey};
+use aws_lc_rs::signature::{self, ParsedPublicKey};
 use criterion::{
     BenchmarkGroup, BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group,
     criterion_main, measurement::WallTime,
 };
 use serde_json::{Map, Value};
 use std::hint::black_box;
-use verdict::crypto::{AwsLcBackend, Backend, VerifyJob};
-use verdict::jose::{Algorithm, KeyMaterial, Limits, parse_compact};
+use verdict::crypto::{AwsLcBackend, Backend};
+use verdict::jose::{Algorithm, Limits, parse_compact};
 use verdict::policy::verify_token;
 
 mod fixture;
@@ -51,21 +51,15 @@ fn bench_algorithms(c: &mut Criterion) {
     let claims = claims_json(fx.now, 1);
     eprintln!("claims set: {} bytes", claims.len());
     for case in &fx.cases {
-        let input = signing_input(case.name, case.kid, &claims);
-        let sig = case.signer.sign(input.as_bytes());
-        let jwt = token(&input, &sig);
-        let (keys, policy) = if case.alg == Algorithm::HS256 {
-            (&fx.symmetric, &fx.symmetric_policy)
-        } else {
-            (&fx.asymmetric, &fx.asymmetric_policy)
-        };
-
         // Every path must accept the token before it is timed.
-        let raw = case.raw_verifier();
-        assert!(raw(input.as_bytes(), &sig), "{}: raw verify", case.name);
-        let verified = verify_token(jwt.as_bytes(), policy, keys, &backend, fx.now)
-            .unwrap_or_else(|e| panic!("{}: verdict rejects: {e:?}", case.name));
-        assert_eq!(verified.claims.issuer(), Ok(Some(ISSUER)));
+        let SignedCase {
+            input,
+            sig,
+            jwt,
+            keys,
+            policy,
+            raw,
+        } = fx.signed(case, &claims, &backend);
         let decoding_key = case.decoding_key();
         let mut validation = jsonwebtoken::Validation::new(case.jwt_alg);
         validation.set_issuer(&[ISSUER]);
@@ -184,55 +178,6 @@ fn bench_parse(c: &mut Criterion) {
         })
     });
     group.finish();
-}
-
-/// `count` Ed25519-signed token signing inputs: by `count` distinct keys, or all by one key.
-struct Ed25519Batch {
-    keys: Vec<verdict::crypto::PreparedKey>,
-    messages: Vec<String>,
-    signatures: Vec<Vec<u8>>,
-    first_public: [u8; 32],
-}
-
-impl Ed25519Batch {
-    fn new(backend: &AwsLcBackend, count: usize, distinct_keys: bool, now: u64) -> Self {
-        let mut pairs = Vec::new();
-        let mut keys = Vec::new();
-        for _ in 0..(if distinct_keys { count } else { 1 }) {
-            let pair = Ed25519KeyPair::generate().expect("Ed25519 key generation");
-            let x: [u8; 32] = pair.public_key().as_ref().try_into().expect("32-byte key");
-            keys.push(
-                backend
-                    .prepare(&KeyMaterial::Ed25519 { x }, Algorithm::EdDSA)
-                    .expect("prepared Ed25519 key"),
-            );
-            pairs.push((pair, x));
-        }
-        let mut messages = Vec::with_capacity(count);
-        let mut signatures = Vec::with_capacity(count);
-        for n in 0..count {
-            let (pair, _) = &pairs[n % pairs.len()];
-            let message = signing_input("EdDSA", "ed25519-2025-01", &claims_json(now, n));
-            signatures.push(pair.sign(message.as_bytes()).as_ref().to_vec());
-            messages.push(message);
-        }
-        Ed25519Batch {
-            keys,
-            messages,
-            signatures,
-            first_public: pairs[0].1,
-        }
-    }
-
-    fn jobs(&self) -> Vec<VerifyJob<'_>> {
-        (0..self.messages.len())
-            .map(|n| VerifyJob {
-                key: &self.keys[n % self.keys.len()],
-                message: self.messages[n].as_bytes(),
-                signature: &self.signatures[n],
-            })
-            .collect()
-    }
 }
 
 fn bench_ed25519_batch(c: &mut Criterion) {
