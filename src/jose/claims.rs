@@ -90,17 +90,12 @@ impl Claims {
     fn read(payload: Vec<u8>, required: &[String]) -> Result<(Claims, Option<bool>), Reject> {
         const MAX_NOTED: usize = 24;
         // Registered names are answered from `registered`; the others join the walk.
-        let extra: ArrayVec<&str, MAX_NOTED> = required
+        let mut unregistered = required
             .iter()
             .map(String::as_str)
-            .filter(|name| !REGISTERED.contains(name))
-            .take(MAX_NOTED)
-            .collect();
-        let complete = required
-            .iter()
-            .filter(|name| !REGISTERED.contains(&name.as_str()))
-            .count()
-            <= MAX_NOTED;
+            .filter(|name| !REGISTERED.contains(name));
+        let extra: ArrayVec<&str, MAX_NOTED> = unregistered.by_ref().take(MAX_NOTED).collect();
+        let complete = unregistered.next().is_none();
         let mut wanted: ArrayVec<&str, { REGISTERED.len() + MAX_NOTED }> =
             REGISTERED.into_iter().collect();
         wanted.extend(extra.iter().copied());

@@ -51,12 +51,7 @@ pub enum Shallow<'de> {
 pub fn parse_object(bytes: &[u8]) -> Result<Map<String, Value>, StrictJsonError> {
     let mut scanner = Scanner::new(bytes)?;
     scanner.skip_ws();
-    if scanner.peek() != Some(b'{') {
-        return Err(StrictJsonError::Invalid);
-    }
-    let Value::Object(map) = scanner.build_value(0)? else {
-        return Err(StrictJsonError::Invalid);
-    };
+    let map = scanner.build_object(0)?;
     scanner.finish()?;
     Ok(map)
 }
@@ -297,15 +292,12 @@ fn small_integer(text: &str) -> Option<f64> {
     Some(value as f64)
 }
 
+/// Reads four hex digits from `chars` (the scanner checked they are there).
 fn hex4(chars: &mut std::str::Chars<'_>) -> Result<u32, StrictJsonError> {
-    let mut value = 0u32;
-    for _ in 0..4 {
-        let digit = chars
-            .next()
-            .and_then(|c| c.to_digit(16))
-            .ok_or(StrictJsonError::Invalid)?;
-        value = value << 4 | digit;
-    }
+    let rest = chars.as_str();
+    let value = hex4_bytes(rest.as_bytes().get(..4))?;
+    // Four hex digits are four ASCII bytes, so this is a character boundary.
+    *chars = rest.get(4..).ok_or(StrictJsonError::Invalid)?.chars();
     Ok(value)
 }
 
@@ -492,10 +484,11 @@ impl<'de> Scanner<'de> {
         }
     }
 
-    /// A number per RFC 8259 §6; returns its text. Numbers that would not fit an `f64` are
-    /// refused so every reader agrees on the value.
+    /// A number per RFC 8259 §6; returns its text, and its `f64` value when checking it needed
+    /// one (fractions, exponents, long integers). Numbers that would not fit an `f64` are refused
+    /// so every reader agrees on the value.
     #[inline]
-    fn number(&mut self) -> Result<&'de str, StrictJsonError> {
+    fn number(&mut self) -> Result<(&'de str, Option<f64>), StrictJsonError> {
         let start = self.pos;
         if self.peek() == Some(b'-') {
             self.pos += 1;
@@ -523,11 +516,14 @@ impl<'de> Scanner<'de> {
             .text
             .get(start..self.pos)
             .ok_or(StrictJsonError::Invalid)?;
-        // Short integers always fit; anything else is checked.
-        if (!integer || text.len() > 18) && !text.parse::<f64>().is_ok_and(f64::is_finite) {
-            return Err(StrictJsonError::Invalid);
+        // Short integers always fit; anything else is checked, and its value kept for readers.
+        if !integer || text.len() > 18 {
+            let value = text.parse::<f64>().ok().filter(|v| v.is_finite());
+            return value
+                .map(|v| (text, Some(v)))
+                .ok_or(StrictJsonError::Invalid);
         }
-        Ok(text)
+        Ok((text, None))
     }
 
     fn digits(&mut self) {
@@ -628,8 +624,8 @@ impl<'de> Scanner<'de> {
             Some(b'n') => self.literal(b"null").map(|()| Shallow::Null),
             Some(b'{') => self.skip_value(depth).map(|()| Shallow::Other),
             _ => {
-                let text = self.number()?;
-                if let Some(value) = small_integer(text) {
+                let (text, checked) = self.number()?;
+                if let Some(value) = checked.or_else(|| small_integer(text)) {
                     return Ok(Shallow::Number(value));
                 }
                 text.parse::<f64>()
@@ -639,33 +635,36 @@ impl<'de> Scanner<'de> {
         }
     }
 
+    /// Builds one object, starting at its `{`.
+    fn build_object(&mut self, depth: usize) -> Result<Map<String, Value>, StrictJsonError> {
+        let mut map = Map::new();
+        if self.open(b'{', b'}', depth)? {
+            return Ok(map);
+        }
+        loop {
+            self.skip_ws();
+            let name = self.string()?.into_owned();
+            // Refused as soon as the name repeats, as the walk does, so both report the same
+            // first fault.
+            if map.contains_key(&name) {
+                return Err(StrictJsonError::DuplicateMember);
+            }
+            self.skip_ws();
+            self.expect(b':')?;
+            self.skip_ws();
+            let value = self.build_value(depth + 1)?;
+            map.insert(name, value);
+            if !self.object_continues()? {
+                return Ok(map);
+            }
+        }
+    }
+
     /// Builds one value.
     fn build_value(&mut self, depth: usize) -> Result<Value, StrictJsonError> {
         match self.peek() {
             Some(b'"') => Ok(Value::String(self.string()?.into_owned())),
-            Some(b'{') => {
-                let mut map = Map::new();
-                if self.open(b'{', b'}', depth)? {
-                    return Ok(Value::Object(map));
-                }
-                loop {
-                    self.skip_ws();
-                    let name = self.string()?.into_owned();
-                    // Refused as soon as the name repeats, as the walk does, so both report
-                    // the same first fault.
-                    if map.contains_key(&name) {
-                        return Err(StrictJsonError::DuplicateMember);
-                    }
-                    self.skip_ws();
-                    self.expect(b':')?;
-                    self.skip_ws();
-                    let value = self.build_value(depth + 1)?;
-                    map.insert(name, value);
-                    if !self.object_continues()? {
-                        return Ok(Value::Object(map));
-                    }
-                }
-            }
+            Some(b'{') => self.build_object(depth).map(Value::Object),
             Some(b'[') => {
                 let mut items = Vec::new();
                 if self.open(b'[', b']', depth)? {
@@ -683,15 +682,15 @@ impl<'de> Scanner<'de> {
             Some(b'f') => self.literal(b"false").map(|()| Value::Bool(false)),
             Some(b'n') => self.literal(b"null").map(|()| Value::Null),
             _ => {
-                let text = self.number()?;
+                let (text, checked) = self.number()?;
                 // serde_json's own reading of the checked text: integers stay exact.
                 let number = if let Ok(n) = text.parse::<u64>() {
                     Number::from(n)
                 } else if let Ok(n) = text.parse::<i64>() {
                     Number::from(n)
                 } else {
-                    text.parse::<f64>()
-                        .ok()
+                    checked
+                        .or_else(|| text.parse::<f64>().ok())
                         .and_then(Number::from_f64)
                         .ok_or(StrictJsonError::Invalid)?
                 };
