@@ -20,7 +20,7 @@ mod authz_cases;
 mod common;
 mod venv;
 
-use authz_cases::{AUDIENCE, Expect, ISSUER, PROVIDER, SCOPE, Tokens};
+use authz_cases::{AUDIENCE, Expect, ISSUER, SCOPE, Tokens, provider};
 use common::{Scratch, Server, example_jwks};
 use serde_json::json;
 use std::fs::File;
@@ -403,7 +403,7 @@ fn try_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
 
 /// verdict + upstream + Envoy, in the order they must start.
 fn stack(encode_raw_headers: bool) -> (Server, Upstream, Envoy) {
-    let server = Server::start(PROVIDER, &[("jwks.json", &example_jwks())]);
+    let server = Server::start(&provider(), &[("jwks.json", &example_jwks())]);
     let upstream = Upstream::start();
     let envoy = Envoy::start(server.grpc, upstream.addr, encode_raw_headers);
     (server, upstream, envoy)

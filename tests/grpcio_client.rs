@@ -14,7 +14,7 @@ mod authz_cases;
 mod common;
 mod venv;
 
-use authz_cases::{Expect, PROVIDER, SCOPE, Tokens};
+use authz_cases::{Expect, SCOPE, Tokens, provider};
 use common::{Server, example_jwks};
 use serde_json::{Value, json};
 use std::process::Command;
@@ -148,7 +148,7 @@ fn check_denied(name: &str, result: &Value, expect: Expect) {
 
 #[test]
 fn grpcio_client_gets_allow_and_deny_answers() {
-    let server = Server::start(PROVIDER, &[("jwks.json", &example_jwks())]);
+    let server = Server::start(&provider(), &[("jwks.json", &example_jwks())]);
     let tokens = Tokens::new();
     let cases = tokens.cases();
     let mut requests: Vec<Value> = Vec::new();
@@ -193,7 +193,7 @@ fn grpcio_client_gets_allow_and_deny_answers() {
 
 #[test]
 fn grpcio_client_sees_absent_claims_removed() {
-    let server = Server::start(PROVIDER, &[("jwks.json", &example_jwks())]);
+    let server = Server::start(&provider(), &[("jwks.json", &example_jwks())]);
     let tokens = Tokens::new();
     // A token with the required scope but no `sub`: x-verdict-sub must be removed, not kept
     // from the client.
@@ -227,7 +227,7 @@ fn grpcio_client_sees_absent_claims_removed() {
 fn grpcio_client_sees_many_checks_on_one_channel() {
     // Many allowed and denied checks, one after another on one HTTP/2 connection: every answer
     // carries its own token's claims (no cross-talk through the caches).
-    let server = Server::start(PROVIDER, &[("jwks.json", &example_jwks())]);
+    let server = Server::start(&provider(), &[("jwks.json", &example_jwks())]);
     let tokens = Tokens::new();
     let subs: Vec<String> = (0..40).map(|i| format!("user-{i}")).collect();
     let requests: Vec<Value> = subs

@@ -2,7 +2,7 @@
 //! `envoy.rs`) send through verdict: one valid token and one for each way a token goes wrong.
 #![allow(dead_code)]
 
-use crate::common::{TestKey, b64, claims, now};
+use crate::common::{EXAMPLE_PROVIDER, TestKey, b64, claims, now};
 use serde_json::json;
 
 /// The issuer the provider trusts.
@@ -10,19 +10,19 @@ pub const ISSUER: &str = "https://idp.example.com";
 /// The audience the provider requires.
 pub const AUDIENCE: &str = "api://orders";
 
-/// The example provider (RS256 example key, tests/data/example/jwks.json), requiring the
-/// `orders:read` scope and mapping `sub` and `scope` to headers.
-pub const PROVIDER: &str = r#"
-[[providers]]
-name = "corp"
-issuer = "https://idp.example.com"
-audiences = ["api://orders"]
-jwks_file = "jwks.json"
-algorithms = ["RS256", "ES256", "EdDSA"]
-leeway_s = 30
-required_scopes = ["orders:read"]
-claims_to_headers = { sub = "x-verdict-sub", scope = "x-verdict-scope" }
-"#;
+/// The example provider (`common::EXAMPLE_PROVIDER`: RS256 example key, claim headers for
+/// `sub` and `scope`), also requiring the `orders:read` scope.
+pub fn provider() -> String {
+    let config = EXAMPLE_PROVIDER.replace(
+        "leeway_s = 30\n",
+        "leeway_s = 30\nrequired_scopes = [\"orders:read\"]\n",
+    );
+    assert_ne!(
+        config, EXAMPLE_PROVIDER,
+        "EXAMPLE_PROVIDER no longer has `leeway_s = 30`"
+    );
+    config
+}
 
 /// The scope claim of [`Tokens::valid`].
 pub const SCOPE: &str = "orders:read orders:write";
