@@ -134,8 +134,16 @@ def main() -> int:
     print("\n### Where verdict_full's time goes (RS256 token)\n")
     print("| step | median |")
     print("|---|---:|")
-    for name in ["parse_compact_RS256", "keyset_select", "claims_parse_and_check"]:
+    for name in [
+        "parse_compact_RS256",
+        "keyset_select",
+        "claims_parse_and_check",
+        "walk_claims",
+        "serde_json_ignored_any_claims",
+    ]:
         print(f"| {name} | {fmt_time(median_ns(root, 'parse', name))} |")
+    backend = median_ns(root, "verify_RS256", "backend_only")
+    print(f"| backend_only (verdict's engine call, RS256) | {fmt_time(backend)} |")
     raw = median_ns(root, "verify_RS256", "aws_lc_raw")
     full = median_ns(root, "verify_RS256", "verdict_full")
     if raw is not None and full is not None:

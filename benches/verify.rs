@@ -5,13 +5,15 @@
 //! (iss, sub, aud, exp, nbf, iat, jti, azp, scope, roles, tenant).
 //!
 //! Groups:
-//! - `verify_<ALG>` (RS256, PS256, ES256, ES384, EdDSA, HS256): three functions measured in the
+//! - `verify_<ALG>` (RS256, PS256, ES256, ES384, EdDSA, HS256): these functions measured in the
 //!   same run on the same token:
 //!   - `aws_lc_raw`: aws-lc-rs on the already-decoded signing input and signature with a
 //!     pre-parsed key (the engine's floor);
 //!   - `verdict_full`: [`verdict::policy::verify_token`] from the token string to the verdict
 //!     (parse, allow-list, `kid` lookup in a multi-key set, signature, claims, iss/aud/exp/nbf);
-//!   - `verdict_full_map`: the same, then the full claims map built (verdict builds it only on
+//!   - `backend_only`: verdict's engine call alone on the decoded token (should match
+//!     `aws_lc_raw`: the difference to `verdict_full` is then all parsing and checking);
+//!   - `verdict_full_map`: the same as `verdict_full`, then the full claims map built (verdict builds it only on
 //!     demand: claim headers, metadata, the CLI), like for like with jsonwebtoken's map;
 //!   - `jsonwebtoken_decode`: `jsonwebtoken::decode` (aws_lc_rs provider) with a `DecodingKey`
 //!     built once and a `Validation` with the same iss/aud/exp/nbf checks, the popular-library
@@ -23,8 +25,9 @@
 //!   Throughput is in signatures, so per-element times compare.
 //!   curve25519-dalek picks its backend at run time: AVX-512 IFMA where the CPU has it, else
 //!   AVX2; say which CPU a figure came from. `DEFAULT_ED25519_BATCH_THRESHOLD` is set from it.
-//! - `parse`: `jose::parse_compact` and `KeySet::select` alone, to show where the full path's
-//!   overhead over the raw verify goes.
+//! - `parse`: `jose::parse_compact`, `KeySet::select`, the claims parse and check, the bare
+//!   claims walk, and serde_json skipping the same claims (`IgnoredAny`, a reference for the
+//!   walk's speed), to show where the full path's overhead over the raw verify goes.
 //!
 //! Run: `cargo bench --bench verify -- --warm-up-time 1 --measurement-time 3`, then
 //! `python3 benches/ratios.py` for the table of medians and ratios.
@@ -147,17 +150,6 @@ fn bench_parse(c: &mut Criterion) {
             black_box(serde_json::from_slice::<serde::de::IgnoredAny>(black_box(
                 jws.payload(),
             )))
-        })
-    });
-    group.bench_function("walk_claims_nothing_wanted", |b| {
-        b.iter(|| {
-            black_box(verdict::jose::json::walk_object(
-                black_box(jws.payload()),
-                &[],
-                &mut |i, v| {
-                    black_box((i, v));
-                },
-            ))
         })
     });
     group.bench_function("walk_claims", |b| {
