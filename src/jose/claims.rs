@@ -240,28 +240,29 @@ impl Claims {
         (exp.is_finite() && exp >= 0.0).then(|| exp.floor().min(u64::MAX as f64) as u64)
     }
 
+    /// The `aud` values, borrowed: a single string or each string of an array; another type is
+    /// `BadClaims`.
+    fn audience_values(&self) -> Result<impl Iterator<Item = &str>, Reject> {
+        let texts: &[Text] = match &self.registered.aud {
+            Member::Absent => &[],
+            Member::Present(Audience::One(text)) => std::slice::from_ref(text),
+            Member::Present(Audience::Many(items)) => items,
+            Member::WrongType => return Err(Reject::BadClaims),
+        };
+        Ok(texts.iter().map(|text| self.text(text)))
+    }
+
     /// The `aud` claim as a list: a single string or an array of strings; another type is
     /// `BadClaims`.
     pub fn audiences(&self) -> Result<Vec<&str>, Reject> {
-        match &self.registered.aud {
-            Member::Absent => Ok(Vec::new()),
-            Member::Present(Audience::One(text)) => Ok(vec![self.text(text)]),
-            Member::Present(Audience::Many(items)) => {
-                Ok(items.iter().map(|text| self.text(text)).collect())
-            }
-            Member::WrongType => Err(Reject::BadClaims),
-        }
+        Ok(self.audience_values()?.collect())
     }
 
     /// Whether `aud` names any of `wanted` (no allocation); another type is `BadClaims`.
     fn audience_matches(&self, wanted: &[String]) -> Result<bool, Reject> {
-        let hit = |text: &Text| wanted.iter().any(|want| want == self.text(text));
-        match &self.registered.aud {
-            Member::Absent => Ok(false),
-            Member::Present(Audience::One(text)) => Ok(hit(text)),
-            Member::Present(Audience::Many(items)) => Ok(items.iter().any(hit)),
-            Member::WrongType => Err(Reject::BadClaims),
-        }
+        Ok(self
+            .audience_values()?
+            .any(|aud| wanted.iter().any(|want| want == aud)))
     }
 }
 
