@@ -349,7 +349,7 @@ fn run_verify(args: &VerifyArgs) -> ExitCode {
                 "verdict": "valid",
                 "reason": Value::Null,
                 "alg": verified.header.alg.name(),
-                "kid": verified.header.kid,
+                "kid": verified.header.kid.as_deref(),
                 "claims": Value::Object(verified.claims.into_members()),
             }),
             EXIT_VALID,

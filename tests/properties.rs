@@ -863,8 +863,55 @@ proptest! {
             // serde_json keeps the last duplicate; refusing is the point.
             Err(StrictJsonError::DuplicateMember) => {}
         }
-        // The non-building walk judges every document exactly as the builder does.
-        let walked = walk_object(&text, &["a", "b"], &mut |_, _| {});
-        prop_assert_eq!(walked, ours.map(|_| ()));
+        // The non-building walk judges every document exactly as the builder does, and hands
+        // over the same values for the names asked for.
+        let wanted: Vec<String> = match &ours {
+            Ok(map) => {
+                let mut names: Vec<String> = map.keys().take(6).cloned().collect();
+                if !map.contains_key("a") {
+                    names.push("a".to_owned());
+                }
+                names
+            }
+            Err(_) => vec!["a".to_owned(), "b".to_owned()],
+        };
+        let wanted: Vec<&str> = wanted.iter().map(String::as_str).collect();
+        let mut taken = Vec::new();
+        let walked = walk_object(&text, &wanted, &mut |index, value| {
+            taken.push((index, format!("{value:?}"), shallow_matches(&value, &ours, wanted[index])));
+        });
+        prop_assert_eq!(walked, ours.as_ref().map(|_| ()).map_err(|e| *e));
+        if let Ok(map) = &ours {
+            let present = wanted.iter().filter(|name| map.contains_key(**name)).count();
+            prop_assert_eq!(taken.len(), present);
+            for (index, value, matches) in taken {
+                prop_assert!(matches, "{} read as {value}", wanted[index]);
+            }
+        }
+    }
+}
+
+/// Whether a value the walk handed over for `name` is what the builder built for it.
+fn shallow_matches(
+    value: &verdict::jose::json::Shallow<'_>,
+    built: &Result<serde_json::Map<String, Value>, verdict::jose::json::StrictJsonError>,
+    name: &str,
+) -> bool {
+    use verdict::jose::json::Shallow;
+    let Some(expected) = built.as_ref().ok().and_then(|map| map.get(name)) else {
+        // A walk that fails later may still have handed over earlier members.
+        return true;
+    };
+    match (value, expected) {
+        (Shallow::Null, Value::Null) => true,
+        (Shallow::Bool(a), Value::Bool(b)) => a == b,
+        (Shallow::Number(a), Value::Number(b)) => b.as_f64() == Some(*a),
+        (Shallow::String(a), Value::String(b)) => a == b,
+        (Shallow::StringArray(a), Value::Array(b)) => {
+            a.len() == b.len() && a.iter().zip(b).all(|(a, b)| b.as_str() == Some(a.as_ref()))
+        }
+        (Shallow::Other, Value::Object(_)) => true,
+        (Shallow::Other, Value::Array(b)) => !b.iter().all(Value::is_string),
+        _ => false,
     }
 }

@@ -399,7 +399,7 @@ mod tests {
         Header {
             alg: Algorithm::RS256,
             kid: None,
-            typ: typ.map(str::to_owned),
+            typ: typ.map(std::sync::Arc::from),
         }
     }
 

@@ -74,10 +74,15 @@ pub fn walk_object_str<'de>(
     wanted: &[&str],
     take: &mut dyn FnMut(usize, Shallow<'de>),
 ) -> Result<(), StrictJsonError> {
+    let mut quotes = QuoteIndex {
+        words: ArrayVec::new(),
+    };
+    let indexed = quotes.fill(text.as_bytes());
     let mut scanner = Scanner {
         text,
         bytes: text.as_bytes(),
         pos: 0,
+        quotes: indexed.then_some(&quotes),
     };
     scanner.skip_ws();
     scanner.expect(b'{')?;
@@ -173,7 +178,24 @@ impl<'de> SeenNames<'de> {
     }
 
     /// Records `name` with its [`name_tag`]; a repeat is `DuplicateMember`.
+    #[inline(always)]
     fn insert(&mut self, tag: u64, name: Cow<'de, str>) -> Result<(), StrictJsonError> {
+        // The common case: a new, unescaped name whose tag the filter has not seen.
+        let bit = tag_bit(tag);
+        if self.bloom & bit == 0
+            && self.overflow.is_none()
+            && !self.inline.is_full()
+            && let Cow::Borrowed(borrowed) = name
+        {
+            self.bloom |= bit;
+            self.inline.push((tag, borrowed));
+            return Ok(());
+        }
+        self.insert_slow(tag, name)
+    }
+
+    #[inline(never)]
+    fn insert_slow(&mut self, tag: u64, name: Cow<'de, str>) -> Result<(), StrictJsonError> {
         let duplicate = || StrictJsonError::DuplicateMember;
         if let Some(overflow) = &mut self.overflow {
             return overflow.insert(name).then_some(()).ok_or_else(duplicate);
@@ -281,17 +303,6 @@ fn unescape(raw: &str) -> Result<String, StrictJsonError> {
     Ok(out)
 }
 
-/// A non-negative integer of at most 15 digits (every NumericDate in practice), exactly.
-fn small_integer(text: &str) -> Option<f64> {
-    if text.is_empty() || text.len() > 15 || !text.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let value = text
-        .bytes()
-        .fold(0u64, |acc, b| acc * 10 + u64::from(b - b'0'));
-    Some(value as f64)
-}
-
 /// Reads four hex digits from `chars` (the scanner checked they are there).
 fn hex4(chars: &mut std::str::Chars<'_>) -> Result<u32, StrictJsonError> {
     let rest = chars.as_str();
@@ -319,21 +330,93 @@ fn is_plain(byte: u8) -> bool {
     byte >= 0x20 && byte != b'"' && byte != b'\\'
 }
 
+/// The positions of every `"` in a document with no `\\` and no byte below 0x20, one bit per
+/// byte, built 16 bytes at a time. In such a document a string's closing quote is simply the
+/// next quote, found with a bit scan instead of a byte loop.
+struct QuoteIndex {
+    words: ArrayVec<u64, { QuoteIndex::MAX_WORDS }>,
+}
+
+impl QuoteIndex {
+    /// Documents up to 8 KiB are indexed; longer ones (beyond every default cap) scan bytes.
+    const MAX_WORDS: usize = 128;
+
+    /// Indexes `bytes` (built in place: the index is 1 KiB); false when some byte needs the
+    /// byte-by-byte checks.
+    fn fill(&mut self, bytes: &[u8]) -> bool {
+        use wide::u8x16;
+        if bytes.len() > Self::MAX_WORDS * 64 {
+            return false;
+        }
+        let quote = u8x16::splat(b'"');
+        let backslash = u8x16::splat(b'\\');
+        let below_space = u8x16::splat(0x1F);
+        let words = &mut self.words;
+        let mut special = 0u32;
+        let mut blocks = bytes.chunks_exact(64);
+        let mut classify = |block: &[u8]| {
+            let mut word = 0u64;
+            for (lane, chunk) in block.chunks_exact(16).enumerate() {
+                let mut lanes = [0u8; 16];
+                lanes.copy_from_slice(chunk);
+                let v = u8x16::new(lanes);
+                word |= u64::from(v.simd_eq(quote).to_bitmask()) << (16 * lane);
+                // A byte is a backslash or a control character (`max(b, 0x1F) == 0x1F`).
+                special |=
+                    (v.simd_eq(backslash) | v.max(below_space).simd_eq(below_space)).to_bitmask();
+            }
+            word
+        };
+        for block in blocks.by_ref() {
+            let word = classify(block);
+            words.push(word);
+        }
+        let rest = blocks.remainder();
+        if !rest.is_empty() {
+            let mut padded = [b' '; 64];
+            for (slot, byte) in padded.iter_mut().zip(rest) {
+                *slot = *byte;
+            }
+            let word = classify(&padded);
+            words.push(word);
+        }
+        special == 0
+    }
+
+    /// The first quote strictly after... at or after `from`.
+    #[inline(always)]
+    fn next(&self, from: usize) -> Option<usize> {
+        let mut index = from / 64;
+        let mut bits = self.words.get(index)? & (u64::MAX << (from % 64));
+        loop {
+            if bits != 0 {
+                return Some(index * 64 + bits.trailing_zeros() as usize);
+            }
+            index += 1;
+            bits = *self.words.get(index)?;
+        }
+    }
+}
+
 /// A cursor over a document already known to be UTF-8, so every slice between ASCII
 /// delimiters is a `&str` without further checks.
-struct Scanner<'de> {
+struct Scanner<'de, 'q> {
     text: &'de str,
     bytes: &'de [u8],
     pos: usize,
+    /// Present when no string in the document has an escape or a control character, so every
+    /// string ends at the next quote.
+    quotes: Option<&'q QuoteIndex>,
 }
 
-impl<'de> Scanner<'de> {
+impl<'de> Scanner<'de, '_> {
     fn new(bytes: &'de [u8]) -> Result<Self, StrictJsonError> {
         let text = std::str::from_utf8(bytes).map_err(|_| StrictJsonError::Invalid)?;
         Ok(Scanner {
             text,
             bytes,
             pos: 0,
+            quotes: None,
         })
     }
 
@@ -425,6 +508,10 @@ impl<'de> Scanner<'de> {
     fn scan_string(&mut self) -> Result<(usize, bool), StrictJsonError> {
         self.expect(b'"')?;
         let start = self.pos;
+        if let Some(quotes) = self.quotes {
+            self.pos = quotes.next(start).ok_or(StrictJsonError::Invalid)? + 1;
+            return Ok((start, false));
+        }
         let mut escaped = false;
         loop {
             self.pos += plain_prefix(self.bytes.get(self.pos..).unwrap_or(&[]));
@@ -484,19 +571,32 @@ impl<'de> Scanner<'de> {
         }
     }
 
-    /// A number per RFC 8259 §6; returns its text, and its `f64` value when checking it needed
-    /// one (fractions, exponents, long integers). Numbers that would not fit an `f64` are refused
+    /// A number per RFC 8259 §6; returns its text, and its `f64` value unless it is an integer
+    /// of 16 to 18 digits (which always fits, and whose exact reading is left to the caller).
+    /// Integers of up to 15 digits (every NumericDate) are read exactly in the same pass as
+    /// their digits; fractions, exponents and longer integers are parsed and must fit an `f64`,
     /// so every reader agrees on the value.
     #[inline]
     fn number(&mut self) -> Result<(&'de str, Option<f64>), StrictJsonError> {
         let start = self.pos;
-        if self.peek() == Some(b'-') {
-            self.pos += 1;
+        let negative = self.peek() == Some(b'-');
+        let integer_start = start + usize::from(negative);
+        // One pass over the integer digits with local state (no cursor reloads per digit).
+        let rest = self.bytes.get(integer_start..).unwrap_or(&[]);
+        let mut value = 0u64;
+        let mut integer_digits = 0;
+        for byte in rest {
+            let digit = byte.wrapping_sub(b'0');
+            if digit > 9 {
+                break;
+            }
+            value = value.wrapping_mul(10).wrapping_add(u64::from(digit));
+            integer_digits += 1;
         }
-        match self.peek() {
-            Some(b'0') => self.pos += 1,
-            Some(b'1'..=b'9') => self.digits(),
-            _ => return Err(StrictJsonError::Invalid),
+        self.pos = integer_start + integer_digits;
+        // At least one digit, and no leading zero before another digit.
+        if integer_digits == 0 || (integer_digits > 1 && rest.first() == Some(&b'0')) {
+            return Err(StrictJsonError::Invalid);
         }
         let mut integer = true;
         if self.peek() == Some(b'.') {
@@ -516,14 +616,18 @@ impl<'de> Scanner<'de> {
             .text
             .get(start..self.pos)
             .ok_or(StrictJsonError::Invalid)?;
-        // Short integers always fit; anything else is checked, and its value kept for readers.
-        if !integer || text.len() > 18 {
-            let value = text.parse::<f64>().ok().filter(|v| v.is_finite());
-            return value
-                .map(|v| (text, Some(v)))
-                .ok_or(StrictJsonError::Invalid);
+        if integer && integer_digits <= 15 {
+            // Below 10^15 < 2^53: exact as an f64.
+            let magnitude = value as f64;
+            return Ok((text, Some(if negative { -magnitude } else { magnitude })));
         }
-        Ok((text, None))
+        if integer && integer_digits <= 18 {
+            return Ok((text, None));
+        }
+        let value = text.parse::<f64>().ok().filter(|v| v.is_finite());
+        value
+            .map(|v| (text, Some(v)))
+            .ok_or(StrictJsonError::Invalid)
     }
 
     fn digits(&mut self) {
@@ -625,7 +729,7 @@ impl<'de> Scanner<'de> {
             Some(b'{') => self.skip_value(depth).map(|()| Shallow::Other),
             _ => {
                 let (text, checked) = self.number()?;
-                if let Some(value) = checked.or_else(|| small_integer(text)) {
+                if let Some(value) = checked {
                     return Ok(Shallow::Number(value));
                 }
                 text.parse::<f64>()
@@ -720,6 +824,41 @@ mod tests {
             parse_object(br#"{"alg":"HS256","\u0061lg":"none"}"#),
             Err(StrictJsonError::DuplicateMember)
         );
+    }
+
+    /// Strings ending on either side of each 64-byte block edge, in documents read through the
+    /// quote index (no escapes), through the byte scan (one escape far away), and past the
+    /// index's size limit, all read the same.
+    #[test]
+    fn quote_index_reads_strings_across_block_edges() {
+        for pad in 50..80 {
+            for (tail, limit) in [("", 0), (r#","z":"\n""#, 0), ("", 9000)] {
+                let filler = "x".repeat(limit);
+                let text = format!(
+                    r#"{{"p":"{}","sub":"alice","n":12,"w":"{filler}"{tail},"aud":["a","b"]}}"#,
+                    "y".repeat(pad)
+                );
+                let mut seen = Vec::new();
+                walk_object(text.as_bytes(), &["sub", "aud", "n"], &mut |i, v| {
+                    seen.push((i, v.clone()))
+                })
+                .expect("walks");
+                assert_eq!(
+                    seen,
+                    vec![
+                        (0, Shallow::String("alice".into())),
+                        (2, Shallow::Number(12.0)),
+                        (1, Shallow::StringArray(vec!["a".into(), "b".into()])),
+                    ],
+                    "pad {pad}, tail {tail:?}, filler {limit}"
+                );
+                let unterminated = format!(r#"{{"p":"{}"#, "y".repeat(pad));
+                assert_eq!(
+                    walk_object(unterminated.as_bytes(), &[], &mut |_, _| {}),
+                    Err(StrictJsonError::Invalid)
+                );
+            }
+        }
     }
 
     #[test]

@@ -8,7 +8,9 @@ use super::alg::Algorithm;
 use super::b64;
 use super::json::{Shallow, StrictJsonError, walk_object};
 use super::reject::Reject;
+use std::cell::RefCell;
 use std::mem::MaybeUninit;
+use std::sync::Arc;
 
 /// Size caps applied before any decoding. Defaults suit a gateway: a few KiB.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,9 +56,76 @@ pub struct Header {
     /// The signature algorithm named by the token.
     pub alg: Algorithm,
     /// The key id, if any.
-    pub kid: Option<String>,
+    pub kid: Option<Arc<str>>,
     /// The media type of the whole token, e.g. `JWT` or `at+jwt`.
-    pub typ: Option<String>,
+    pub typ: Option<Arc<str>>,
+}
+
+/// Headers parsed recently on this thread, keyed by their exact base64url text.
+///
+/// Every token signed by one issuer key usually carries the same header, byte for byte, so a
+/// worker parses it once instead of once per token. Parsing is a pure function of those bytes,
+/// so a hit answers exactly what parsing would; only headers that parsed are kept. Entries are
+/// replaced round robin, so tokens with ever-new headers simply miss (they cost one compare per
+/// entry more than no memo), and memory stays bounded: [`HeaderMemo::ENTRIES`] headers of at
+/// most [`HeaderMemo::MAX_ENCODED`] bytes per thread.
+struct HeaderMemo {
+    entries: [Option<(Box<[u8]>, Header)>; HeaderMemo::ENTRIES],
+    next: usize,
+}
+
+impl HeaderMemo {
+    const ENTRIES: usize = 4;
+    /// Longer encoded headers are parsed every time (they are not the common case).
+    const MAX_ENCODED: usize = 256;
+
+    fn get(&self, encoded: &[u8]) -> Option<Header> {
+        self.entries
+            .iter()
+            .flatten()
+            .find(|(key, _)| **key == *encoded)
+            .map(|(_, header)| header.clone())
+    }
+
+    fn put(&mut self, encoded: &[u8], header: &Header) {
+        if encoded.len() > Self::MAX_ENCODED {
+            return;
+        }
+        if let Some(slot) = self.entries.get_mut(self.next) {
+            *slot = Some((encoded.into(), header.clone()));
+        }
+        self.next = (self.next + 1) % Self::ENTRIES;
+    }
+}
+
+thread_local! {
+    static HEADER_MEMO: RefCell<HeaderMemo> = const {
+        RefCell::new(HeaderMemo {
+            entries: [None, None, None, None],
+            next: 0,
+        })
+    };
+}
+
+/// Parses the base64url header `encoded`, answering from this thread's [`HeaderMemo`] when the
+/// same bytes were parsed before.
+fn decode_header(encoded: &[u8], header_len: usize) -> Result<Header, Reject> {
+    let memoizable = encoded.len() <= HeaderMemo::MAX_ENCODED;
+    if memoizable && let Some(header) = HEADER_MEMO.with(|memo| memo.borrow().get(encoded)) {
+        return Ok(header);
+    }
+    // Headers are small: decode on the stack unless a raised limit says otherwise.
+    let mut stack = [MaybeUninit::<u8>::uninit(); STACK_HEADER_BYTES];
+    let header = if header_len <= STACK_HEADER_BYTES {
+        let bytes = b64::decode_to_uninit(encoded, &mut stack).ok_or(Reject::BadBase64)?;
+        parse_header(bytes)?
+    } else {
+        parse_header(&b64::decode(encoded).ok_or(Reject::BadBase64)?)?
+    };
+    if memoizable {
+        HEADER_MEMO.with(|memo| memo.borrow_mut().put(encoded, &header));
+    }
+    Ok(header)
 }
 
 /// A compact JWS split and decoded, not yet verified.
@@ -122,14 +191,7 @@ pub fn parse_compact<'a>(token: &'a [u8], limits: &Limits) -> Result<CompactJws<
     if header_len > limits.max_header_bytes {
         return Err(Reject::HeaderTooLarge);
     }
-    // Headers are small: decode on the stack unless a raised limit says otherwise.
-    let mut stack = [MaybeUninit::<u8>::uninit(); STACK_HEADER_BYTES];
-    let header = if header_len <= STACK_HEADER_BYTES {
-        let bytes = b64::decode_to_uninit(header_b64, &mut stack).ok_or(Reject::BadBase64)?;
-        parse_header(bytes)?
-    } else {
-        parse_header(&b64::decode(header_b64).ok_or(Reject::BadBase64)?)?
-    };
+    let header = decode_header(header_b64, header_len)?;
 
     if b64::decoded_len(payload_b64.len()) > limits.max_payload_bytes {
         return Err(Reject::PayloadTooLarge);
@@ -202,10 +264,10 @@ pub fn parse_header(bytes: &[u8]) -> Result<Header, Reject> {
         }
         Some(_) => return Err(Reject::CritUnsupported),
     }
-    let optional_string = |value: Option<Shallow<'_>>| -> Result<Option<String>, Reject> {
+    let optional_string = |value: Option<Shallow<'_>>| -> Result<Option<Arc<str>>, Reject> {
         match value {
             None => Ok(None),
-            Some(Shallow::String(s)) => Ok(Some(s.into_owned())),
+            Some(Shallow::String(s)) => Ok(Some(Arc::from(s.as_ref()))),
             Some(_) => Err(Reject::BadHeader),
         }
     };
@@ -271,6 +333,47 @@ mod tests {
         assert_eq!(jws.signature().len(), 256);
         assert!(t.as_bytes().starts_with(jws.signing_input));
         assert_eq!(jws.signing_input.iter().filter(|b| **b == b'.').count(), 1);
+    }
+
+    /// The memo answers only for the exact bytes it parsed: headers that differ by one byte,
+    /// more distinct headers than it holds, a header too long to keep, and a broken variant of
+    /// a memoized header all get what a fresh parse gives.
+    #[test]
+    fn header_memo_answers_exactly_what_parsing_would() {
+        let sig = [1u8; 32];
+        let header = |kid: &str| format!(r#"{{"alg":"HS256","kid":"{kid}","typ":"JWT"}}"#);
+        for round in 0..3 {
+            for n in 0..(HeaderMemo::ENTRIES * 2) {
+                let t = token(&header(&format!("k{n}")), "{}", &sig);
+                let jws = parse(&t).expect("parses");
+                let expected = format!("k{n}");
+                assert_eq!(
+                    jws.header.kid.as_deref(),
+                    Some(expected.as_str()),
+                    "round {round}"
+                );
+                assert_eq!(jws.header.typ.as_deref(), Some("JWT"));
+            }
+        }
+        let long_kid = "k".repeat(300);
+        for _ in 0..2 {
+            let t = token(&header(&long_kid), "{}", &sig);
+            let jws = parse(&t).expect("parses");
+            assert_eq!(jws.header.kid.as_deref(), Some(long_kid.as_str()));
+        }
+        // Memoize a header, then send the same header with `alg` changed or made invalid.
+        let good = token(&header("k0"), "{}", &sig);
+        assert!(parse(&good).is_ok());
+        let none = token(r#"{"alg":"none","kid":"k0","typ":"JWT"}"#, "{}", &sig);
+        assert_eq!(parse(&none).err(), Some(Reject::AlgNone));
+        let duplicate = token(r#"{"alg":"HS256","kid":"k0","kid":"k0"}"#, "{}", &sig);
+        assert_eq!(parse(&duplicate).err(), Some(Reject::DuplicateMember));
+        // Same header bytes, so the same header, whatever the payload and signature.
+        let again = token(&header("k0"), r#"{"sub":"x"}"#, &[2u8; 64]);
+        assert_eq!(
+            parse(&again).map(|jws| jws.header),
+            parse(&good).map(|jws| jws.header)
+        );
     }
 
     #[test]

@@ -175,7 +175,12 @@ impl KeySet {
         };
         match &header.kid {
             Some(kid) => {
-                for index in self.by_kid.get(kid).map(Vec::as_slice).unwrap_or(&[]) {
+                for index in self
+                    .by_kid
+                    .get(kid.as_ref())
+                    .map(Vec::as_slice)
+                    .unwrap_or(&[])
+                {
                     kid_known = true;
                     let entry = self.entries.get(*index);
                     consider(entry.and_then(|e| e.for_algorithm(header.alg)))?;
