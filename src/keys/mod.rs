@@ -61,6 +61,10 @@ pub enum KeySetError {
     MixedSymmetry,
 }
 
+/// Sets of up to this many keys (most JWKS hold one to four) find a `kid` by comparing it with
+/// each key's, which is cheaper than hashing it; larger sets use the index.
+const SCAN_BELOW: usize = 8;
+
 /// An immutable, prepared key set.
 #[derive(Debug, Default)]
 pub struct KeySet {
@@ -175,15 +179,21 @@ impl KeySet {
         };
         match &header.kid {
             Some(kid) => {
-                for index in self
-                    .by_kid
-                    .get(kid.as_ref())
-                    .map(Vec::as_slice)
-                    .unwrap_or(&[])
-                {
+                let kid: &str = kid;
+                let mut check = |entry: Option<&'a KeyEntry>| {
                     kid_known = true;
-                    let entry = self.entries.get(*index);
-                    consider(entry.and_then(|e| e.for_algorithm(header.alg)))?;
+                    consider(entry.and_then(|e| e.for_algorithm(header.alg)))
+                };
+                if self.entries.len() <= SCAN_BELOW {
+                    for entry in &self.entries {
+                        if entry.kid.as_deref() == Some(kid) {
+                            check(Some(entry))?;
+                        }
+                    }
+                } else {
+                    for index in self.by_kid.get(kid).map(Vec::as_slice).unwrap_or(&[]) {
+                        check(self.entries.get(*index))?;
+                    }
                 }
             }
             None => {
@@ -216,4 +226,73 @@ fn prepare_entry(
         kid: jwk.kid.clone(),
         prepared,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::AwsLcBackend;
+    use crate::jose::b64;
+    use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};
+
+    fn header(alg: Algorithm, kid: Option<&str>) -> Header {
+        Header {
+            alg,
+            kid: kid.map(Into::into),
+            typ: None,
+        }
+    }
+
+    /// `count` Ed25519 keys `k0`… plus two keys sharing the kid `dup`: the same answers whether
+    /// the set is small enough to be scanned or large enough to use the index.
+    #[test]
+    fn selection_is_the_same_scanned_or_indexed() {
+        for count in [2, SCAN_BELOW + 4] {
+            let kids: Vec<String> = (0..count)
+                .map(|n| format!("k{n}"))
+                .chain(["dup".to_owned(), "dup".to_owned()])
+                .collect();
+            let keys: Vec<String> = kids
+                .iter()
+                .map(|kid| {
+                    let pair = Ed25519KeyPair::generate().expect("key");
+                    let x = b64::encode(pair.public_key().as_ref());
+                    format!(r#"{{"kty":"OKP","crv":"Ed25519","x":"{x}","kid":"{kid}"}}"#)
+                })
+                .collect();
+            let jwks = format!(r#"{{"keys":[{}]}}"#, keys.join(","));
+            let set = KeySet::from_jwks(
+                jwks.as_bytes(),
+                &[Algorithm::EdDSA],
+                &AwsLcBackend::default(),
+            )
+            .expect("JWKS loads");
+            assert_eq!(set.len(), count + 2);
+            assert_eq!(count + 2 <= SCAN_BELOW, count == 2);
+            for n in 0..count {
+                let kid = format!("k{n}");
+                let chosen = set
+                    .select(&header(Algorithm::EdDSA, Some(&kid)))
+                    .expect("selects");
+                let expected = set.entries()[n].prepared.first().expect("prepared");
+                assert!(std::ptr::eq(chosen, expected), "{kid} of {count}");
+                assert_eq!(
+                    set.select(&header(Algorithm::ES256, Some(&kid))).err(),
+                    Some(Reject::AlgorithmNotAllowed)
+                );
+            }
+            assert_eq!(
+                set.select(&header(Algorithm::EdDSA, Some("dup"))).err(),
+                Some(Reject::AmbiguousKey)
+            );
+            assert_eq!(
+                set.select(&header(Algorithm::EdDSA, Some("nope"))).err(),
+                Some(Reject::UnknownKey)
+            );
+            assert_eq!(
+                set.select(&header(Algorithm::EdDSA, None)).err(),
+                Some(Reject::AmbiguousKey)
+            );
+        }
+    }
 }
