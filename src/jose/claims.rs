@@ -4,7 +4,9 @@
 //! read (`iss`, `aud`, `exp`, `nbf`, `iat`); the full member map is built only when something
 //! asks for it (claim headers, metadata, the CLI), so the hot path allocates almost nothing.
 
-use super::json::{Shallow, StrictJsonError, parse_object, walk_object, walk_object_str};
+use super::json::{
+    Shallow, StrictJsonError, WantedNames, parse_object, walk_object, walk_object_wanted,
+};
 use super::jws::Header;
 use super::reject::Reject;
 use arrayvec::ArrayVec;
@@ -96,9 +98,6 @@ impl Claims {
             .filter(|name| !REGISTERED.contains(name));
         let extra: ArrayVec<&str, MAX_NOTED> = unregistered.by_ref().take(MAX_NOTED).collect();
         let complete = unregistered.next().is_none();
-        let mut wanted: ArrayVec<&str, { REGISTERED.len() + MAX_NOTED }> =
-            REGISTERED.into_iter().collect();
-        wanted.extend(extra.iter().copied());
         let mut extra_found = 0u32;
 
         // Strict JSON is UTF-8 throughout, so check that once, up front.
@@ -117,7 +116,19 @@ impl Claims {
             Shallow::Number(n) => Member::Present(n),
             _ => Member::WrongType,
         };
-        walk_object_str(&json, &wanted, &mut |index, value| match index {
+        // The registered names alone (the usual case) have their tags computed at compile time.
+        const REGISTERED_ONLY: WantedNames<'static> = WantedNames::new(&REGISTERED);
+        let mut names: ArrayVec<&str, { REGISTERED.len() + MAX_NOTED }> = ArrayVec::new();
+        let prepared;
+        let wanted = if extra.is_empty() {
+            &REGISTERED_ONLY
+        } else {
+            names.extend(REGISTERED);
+            names.extend(extra.iter().copied());
+            prepared = WantedNames::new(&names);
+            &prepared
+        };
+        walk_object_wanted(&json, wanted, &mut |index, value| match index {
             0 => {
                 registered.iss = match value {
                     Shallow::String(s) => Member::Present(text(s)),

@@ -74,6 +74,62 @@ pub fn walk_object_str<'de>(
     wanted: &[&str],
     take: &mut dyn FnMut(usize, Shallow<'de>),
 ) -> Result<(), StrictJsonError> {
+    walk_object_wanted(text, &WantedNames::new(wanted), take)
+}
+
+/// The names a walk reads, with their tags and a Bloom filter over them computed once (a
+/// `const` for fixed lists such as the registered claims).
+#[derive(Debug, Clone, Copy)]
+pub struct WantedNames<'w> {
+    names: &'w [&'w str],
+    /// Tags of the first eight names; any further ones compare in full.
+    tags: [u64; 8],
+    bloom: u64,
+}
+
+impl<'w> WantedNames<'w> {
+    /// Prepares `names` for [`walk_object_wanted`].
+    #[allow(
+        clippy::indexing_slicing,
+        reason = "const fn cannot use iterators; the loop bounds index by both lengths"
+    )]
+    pub const fn new(names: &'w [&'w str]) -> Self {
+        let mut tags = [0u64; 8];
+        let mut bloom = 0u64;
+        let mut index = 0;
+        while index < names.len() && index < tags.len() {
+            tags[index] = name_tag(names[index]);
+            bloom |= tag_bit(tags[index]);
+            index += 1;
+        }
+        if names.len() > tags.len() {
+            bloom = u64::MAX;
+        }
+        WantedNames { names, tags, bloom }
+    }
+
+    /// The index in the list of a member name with tag `tag`, if it is wanted.
+    #[inline(always)]
+    fn find(&self, tag: u64, name: &str) -> Option<usize> {
+        if self.bloom & tag_bit(tag) == 0 {
+            return None;
+        }
+        self.names
+            .iter()
+            .enumerate()
+            .position(|(i, w)| match self.tags.get(i) {
+                Some(t) => *t == tag && same_name(tag, w, name),
+                None => *w == name,
+            })
+    }
+}
+
+/// [`walk_object_str`] with the wanted names prepared beforehand.
+pub fn walk_object_wanted<'de>(
+    text: &'de str,
+    wanted: &WantedNames<'_>,
+    take: &mut dyn FnMut(usize, Shallow<'de>),
+) -> Result<(), StrictJsonError> {
     let mut quotes = QuoteIndex {
         words: ArrayVec::new(),
     };
@@ -86,16 +142,6 @@ pub fn walk_object_str<'de>(
     };
     scanner.skip_ws();
     scanner.expect(b'{')?;
-    // The wanted names' tags, and a Bloom filter over them so most members skip the search.
-    let mut wanted_tags = [0u64; 8];
-    let mut wanted_bloom = 0u64;
-    for (slot, name) in wanted_tags.iter_mut().zip(wanted) {
-        *slot = name_tag(name);
-        wanted_bloom |= tag_bit(*slot);
-    }
-    if wanted.len() > wanted_tags.len() {
-        wanted_bloom = u64::MAX;
-    }
     let mut seen = SeenNames::new();
     scanner.skip_ws();
     if scanner.peek() == Some(b'}') {
@@ -105,18 +151,7 @@ pub fn walk_object_str<'de>(
             scanner.skip_ws();
             let name = scanner.string()?;
             let tag = name_tag(&name);
-            // Tags cover the first eight wanted names; any further ones compare in full.
-            let index = if wanted_bloom & tag_bit(tag) == 0 {
-                None
-            } else {
-                wanted
-                    .iter()
-                    .enumerate()
-                    .position(|(i, w)| match wanted_tags.get(i) {
-                        Some(t) => *t == tag && same_name(tag, w, &name),
-                        None => *w == name,
-                    })
-            };
+            let index = wanted.find(tag, &name);
             seen.insert(tag, name)?;
             scanner.skip_ws();
             scanner.expect(b':')?;
@@ -136,11 +171,20 @@ pub fn walk_object_str<'de>(
 /// A cheap fingerprint of a member name: its length and its first, middle and last bytes.
 /// Equal names have equal tags, so comparing tags first skips almost every byte comparison
 /// (JWT names are short and often the same length: `iss`, `aud`, `exp`, ...).
-fn name_tag(name: &str) -> u64 {
+const fn name_tag(name: &str) -> u64 {
+    const fn or_zero(byte: Option<&u8>) -> u64 {
+        match byte {
+            Some(byte) => *byte as u64,
+            None => 0,
+        }
+    }
     let bytes = name.as_bytes();
-    let at = |index: usize| u64::from(bytes.get(index).copied().unwrap_or(0));
     let len = bytes.len();
-    len as u64 | at(0) << 32 | at(len / 2) << 40 | at(len.wrapping_sub(1)) << 48
+    let (_, middle) = bytes.split_at(len / 2);
+    len as u64
+        | or_zero(bytes.first()) << 32
+        | or_zero(middle.first()) << 40
+        | or_zero(bytes.last()) << 48
 }
 
 /// Whether two names with equal tags are equal: a tag holds every byte of a name of up to
@@ -150,7 +194,7 @@ fn same_name(tag: u64, a: &str, b: &str) -> bool {
 }
 
 /// The bit a tag sets in a 64-bit Bloom filter.
-fn tag_bit(tag: u64) -> u64 {
+const fn tag_bit(tag: u64) -> u64 {
     1u64 << (tag.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 58)
 }
 
