@@ -98,7 +98,7 @@ impl<'w> WantedNames<'w> {
         let mut bloom = 0u64;
         let mut index = 0;
         while index < names.len() && index < tags.len() {
-            tags[index] = name_tag(names[index]);
+            tags[index] = name_tag(names[index].as_bytes());
             bloom |= tag_bit(tags[index]);
             index += 1;
         }
@@ -110,7 +110,7 @@ impl<'w> WantedNames<'w> {
 
     /// The index in the list of a member name with tag `tag`, if it is wanted.
     #[inline(always)]
-    fn find(&self, tag: u64, name: &str) -> Option<usize> {
+    fn find(&self, tag: u64, name: &[u8]) -> Option<usize> {
         if self.bloom & tag_bit(tag) == 0 {
             return None;
         }
@@ -118,8 +118,8 @@ impl<'w> WantedNames<'w> {
             .iter()
             .enumerate()
             .position(|(i, w)| match self.tags.get(i) {
-                Some(t) => *t == tag && same_name(tag, w, name),
-                None => *w == name,
+                Some(t) => *t == tag && same_name(tag, w.as_bytes(), name),
+                None => w.as_bytes() == name,
             })
     }
 }
@@ -149,7 +149,7 @@ pub fn walk_object_wanted<'de>(
     } else {
         loop {
             scanner.skip_ws();
-            let name = scanner.string()?;
+            let name = scanner.name()?;
             let tag = name_tag(&name);
             let index = wanted.find(tag, &name);
             seen.insert(tag, name)?;
@@ -171,14 +171,14 @@ pub fn walk_object_wanted<'de>(
 /// A cheap fingerprint of a member name: its length and its first, middle and last bytes.
 /// Equal names have equal tags, so comparing tags first skips almost every byte comparison
 /// (JWT names are short and often the same length: `iss`, `aud`, `exp`, ...).
-const fn name_tag(name: &str) -> u64 {
+const fn name_tag(name: &[u8]) -> u64 {
     const fn or_zero(byte: Option<&u8>) -> u64 {
         match byte {
             Some(byte) => *byte as u64,
             None => 0,
         }
     }
-    let bytes = name.as_bytes();
+    let bytes = name;
     let len = bytes.len();
     let (_, middle) = bytes.split_at(len / 2);
     len as u64
@@ -189,7 +189,7 @@ const fn name_tag(name: &str) -> u64 {
 
 /// Whether two names with equal tags are equal: a tag holds every byte of a name of up to
 /// three bytes (`iss`, `aud`, `exp`, `alg`, `kid`, ...), so only longer names are compared.
-fn same_name(tag: u64, a: &str, b: &str) -> bool {
+fn same_name(tag: u64, a: &[u8], b: &[u8]) -> bool {
     (tag & 0xFFFF_FFFF) <= 3 || a == b
 }
 
@@ -204,9 +204,9 @@ const fn tag_bit(tag: u64) -> u64 {
 struct SeenNames<'de> {
     /// One bit per tag (a 64-bit Bloom filter): most new names miss it and skip the scan.
     bloom: u64,
-    inline: ArrayVec<(u64, &'de str), { SeenNames::INLINE }>,
-    decoded: Vec<(u64, String)>,
-    overflow: Option<HashSet<Cow<'de, str>>>,
+    inline: ArrayVec<(u64, &'de [u8]), { SeenNames::INLINE }>,
+    decoded: Vec<(u64, Vec<u8>)>,
+    overflow: Option<HashSet<Cow<'de, [u8]>>>,
 }
 
 impl<'de> SeenNames<'de> {
@@ -223,7 +223,7 @@ impl<'de> SeenNames<'de> {
 
     /// Records `name` with its [`name_tag`]; a repeat is `DuplicateMember`.
     #[inline(always)]
-    fn insert(&mut self, tag: u64, name: Cow<'de, str>) -> Result<(), StrictJsonError> {
+    fn insert(&mut self, tag: u64, name: Cow<'de, [u8]>) -> Result<(), StrictJsonError> {
         // The common case: a new, unescaped name whose tag the filter has not seen.
         let bit = tag_bit(tag);
         if self.bloom & bit == 0
@@ -239,7 +239,7 @@ impl<'de> SeenNames<'de> {
     }
 
     #[inline(never)]
-    fn insert_slow(&mut self, tag: u64, name: Cow<'de, str>) -> Result<(), StrictJsonError> {
+    fn insert_slow(&mut self, tag: u64, name: Cow<'de, [u8]>) -> Result<(), StrictJsonError> {
         let duplicate = || StrictJsonError::DuplicateMember;
         if let Some(overflow) = &mut self.overflow {
             return overflow.insert(name).then_some(()).ok_or_else(duplicate);
@@ -264,7 +264,7 @@ impl<'de> SeenNames<'de> {
                 self.decoded.push((tag, owned));
             }
             name => {
-                let mut all: HashSet<Cow<'de, str>> = self
+                let mut all: HashSet<Cow<'de, [u8]>> = self
                     .inline
                     .iter()
                     .map(|(_, n)| Cow::Borrowed(*n))
@@ -599,6 +599,34 @@ impl<'de> Scanner<'de, '_> {
         Ok((start, escaped))
     }
 
+    /// A member name starting at its opening quote, as the bytes of its decoded text (borrowed
+    /// when it has no escapes): names are only compared, so they skip the `str` slicing.
+    #[inline(always)]
+    fn name(&mut self) -> Result<Cow<'de, [u8]>, StrictJsonError> {
+        let (start, escaped) = self.scan_string()?;
+        if escaped {
+            return self
+                .decoded(start)
+                .map(|text| Cow::Owned(text.into_bytes()));
+        }
+        self.bytes
+            .get(start..self.pos - 1)
+            .map(Cow::Borrowed)
+            .ok_or(StrictJsonError::Invalid)
+    }
+
+    /// The decoded text of the escaped string that starts at `start` and ends just before the
+    /// cursor.
+    #[cold]
+    fn decoded(&self, start: usize) -> Result<String, StrictJsonError> {
+        // The quotes are ASCII, so this slice lies on character boundaries.
+        let raw = self
+            .text
+            .get(start..self.pos - 1)
+            .ok_or(StrictJsonError::Invalid)?;
+        unescape(raw)
+    }
+
     /// A string starting at its opening quote, decoded (borrowed when it has no escapes).
     #[inline(always)]
     fn string(&mut self) -> Result<Cow<'de, str>, StrictJsonError> {
@@ -709,7 +737,7 @@ impl<'de> Scanner<'de, '_> {
                 let mut seen = SeenNames::new();
                 loop {
                     self.skip_ws();
-                    let name = self.string()?;
+                    let name = self.name()?;
                     seen.insert(name_tag(&name), name)?;
                     self.skip_ws();
                     self.expect(b':')?;
