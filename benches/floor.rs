@@ -1,5 +1,7 @@
 //! Interleaved floor ratios: verdict's full path (token string to verdict) against the raw
-//! aws-lc-rs verify with a pre-parsed key, on the same token, in alternating short blocks.
+//! aws-lc-rs verify with a pre-parsed key, and against verdict's own engine call (the backend
+//! alone on the decoded token, i.e. what the parse and the claims cost on top), on the same
+//! token, in alternating short blocks.
 //!
 //! Criterion measures one function after the other, so on a shared machine a load change
 //! between the two skews their ratio by several percent. Here each block pair runs the two back
@@ -19,6 +21,7 @@ use fixture::*;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 use verdict::crypto::Backend;
+use verdict::jose::parse_compact;
 use verdict::policy::verify_token;
 
 const BLOCK_PAIRS: usize = 101;
@@ -90,9 +93,9 @@ fn main() {
     let claims = claims_json(fx.now, 1);
     println!("Interleaved floor ratios ({BLOCK_PAIRS} block pairs per algorithm, ~2 ms blocks)\n");
     println!(
-        "| alg | raw per token | full per token | full / raw throughput: median | p25 | p75 |"
+        "| alg | raw per token | engine per token | full per token | full / raw: median | p25 | p75 | full / engine: median | p25 | p75 |"
     );
-    println!("|---|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     // Optional names to run (algorithms, or `batch`), e.g. `cargo bench --bench floor -- RS256`.
     let only: Vec<String> = std::env::args()
         .skip(1)
@@ -119,16 +122,32 @@ fn main() {
                 verify_token(black_box(jwt.as_bytes()), policy, keys, &backend, fx.now).is_ok(),
             );
         };
+        // verdict's own engine call on the decoded token, to separate what the engine costs
+        // from what parsing and the claims cost.
+        let parsed = parse_compact(jwt.as_bytes(), &policy.limits).expect("parses");
+        let key = keys.select(&parsed.header).expect("key");
+        let run_engine = || {
+            black_box(
+                backend
+                    .verify(key, black_box(input.as_bytes()), black_box(&sig))
+                    .is_ok(),
+            );
+        };
         // Throughput ratio full/raw = raw time / full time.
-        let (ratios, raw_ns, full_ns) = interleave(run_raw, 1.0, run_full, 1.0);
+        let (ratios, raw_ns, full_ns) = interleave(run_raw, 1.0, &run_full, 1.0);
+        let (engine_ratios, engine_ns, _) = interleave(run_engine, 1.0, &run_full, 1.0);
         println!(
-            "| {} | {} | {} | {:.3}× | {:.3}× | {:.3}× |",
+            "| {} | {} | {} | {} | {:.3}× | {:.3}× | {:.3}× | {:.3}× | {:.3}× | {:.3}× |",
             case.name,
             fmt_ns(quantile(&raw_ns, 0.5)),
+            fmt_ns(quantile(&engine_ns, 0.5)),
             fmt_ns(quantile(&full_ns, 0.5)),
             quantile(&ratios, 0.5),
             quantile(&ratios, 0.25),
             quantile(&ratios, 0.75),
+            quantile(&engine_ratios, 0.5),
+            quantile(&engine_ratios, 0.25),
+            quantile(&engine_ratios, 0.75),
         );
     }
     if only.is_empty() || only.iter().any(|name| name == "batch") {

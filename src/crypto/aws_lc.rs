@@ -1,6 +1,8 @@
-//! The default engine: AWS-LC (through aws-lc-rs) for every algorithm, with Ed25519 batches
-//! verified by ed25519-dalek (whose AVX-512 IFMA backend is compiled in and chosen at run time).
+//! The default engine: AWS-LC for every algorithm (through aws-lc-rs, and for RSA through
+//! AWS-LC's RSA functions directly, see `aws_lc_rsa`), with Ed25519 batches verified on
+//! curve25519-dalek (whose AVX-512 IFMA backend is compiled in and chosen at run time).
 
+use super::aws_lc_rsa::RsaPublicKey;
 use super::ed25519_batch;
 use super::{Backend, PrepareError, Prepared, PreparedKey, VerifyJob};
 use crate::jose::{Algorithm, Curve, KeyMaterial, Reject};
@@ -81,12 +83,12 @@ impl Backend for AwsLcBackend {
         let inner = match material {
             KeyMaterial::Rsa { n, e } => {
                 let params = rsa_parameters(alg).ok_or(PrepareError::Mismatch(alg))?;
-                let components = RsaPublicKeyComponents { n, e };
-                Prepared::Public(
-                    components
-                        .to_parsed_public_key(params)
-                        .map_err(|_| PrepareError::Rejected(alg))?,
-                )
+                // aws-lc-rs validates the key as before; verification then calls AWS-LC's RSA
+                // functions directly (see `aws_lc_rsa`).
+                RsaPublicKeyComponents { n, e }
+                    .to_parsed_public_key(params)
+                    .map_err(|_| PrepareError::Rejected(alg))?;
+                Prepared::Rsa(RsaPublicKey::new(n, e, alg).ok_or(PrepareError::Rejected(alg))?)
             }
             KeyMaterial::Ec { curve, x, y } => {
                 let verifier = ecdsa_fixed(alg).ok_or(PrepareError::Mismatch(alg))?;
@@ -128,6 +130,7 @@ impl Backend for AwsLcBackend {
     fn verify(&self, key: &PreparedKey, message: &[u8], signature: &[u8]) -> Result<(), Reject> {
         let ok = match &key.inner {
             Prepared::Public(public) => public.verify_sig(message, signature).is_ok(),
+            Prepared::Rsa(rsa) => rsa.verify(message, signature),
             Prepared::Ed25519 { single, .. } => single.verify_sig(message, signature).is_ok(),
             // hmac::verify compares in constant time and requires the full tag length.
             Prepared::Hmac(mac_key) => hmac::verify(mac_key, message, signature).is_ok(),

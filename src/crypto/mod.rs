@@ -5,6 +5,7 @@
 //! time or as a batch. One module per engine; the same test suites run against every engine.
 
 pub mod aws_lc;
+mod aws_lc_rsa;
 mod ed25519_batch;
 
 use crate::jose::{Algorithm, KeyMaterial, Reject};
@@ -20,8 +21,11 @@ pub struct PreparedKey {
 
 /// Engine-specific prepared material. Private so that a key can only be built by a backend.
 pub(crate) enum Prepared {
-    /// An AWS-LC public key bound to one algorithm (RSA PKCS#1/PSS, ECDSA).
+    /// An AWS-LC public key bound to one algorithm (ECDSA).
     Public(aws_lc_rs::signature::ParsedPublicKey),
+    /// An AWS-LC RSA key bound to one algorithm (PKCS#1 v1.5 or PSS), verified without the EVP
+    /// layer.
+    Rsa(aws_lc_rsa::RsaPublicKey),
     /// An HMAC key bound to one hash.
     Hmac(Box<aws_lc_rs::hmac::Key>),
     /// Ed25519: AWS-LC for single verifications, dalek for batches (when the encoding allows).

@@ -1,0 +1,152 @@
+//! RSA signatures (RS256/384/512, PS256/384/512) verified by AWS-LC's `RSA_verify` and
+//! `RSA_verify_pss_mgf1`, called directly.
+//!
+//! aws-lc-rs reaches the same functions through the EVP layer, which allocates, initialises and
+//! frees a digest context and a key context on every call. Hashing with aws-lc-rs and handing
+//! the digest to the RSA functions skips that layer: the modular arithmetic, the padding checks
+//! and the key checks are AWS-LC's own, unchanged. Measured on RSA-2048, interleaved in one
+//! process (101 block pairs of ~2 ms): 2% faster than aws-lc-rs's `ParsedPublicKey::verify_sig`
+//! (18.07 µs vs 18.43 µs per verify, AMD EPYC Zen 3); `cargo bench --bench floor` reports it as
+//! the `engine` column.
+//!
+//! This is one of the few modules allowed `unsafe`: every block is an FFI call with its
+//! `SAFETY` note.
+#![allow(
+    unsafe_code,
+    reason = "FFI into AWS-LC's RSA functions; each block states why it is sound"
+)]
+
+use crate::jose::Algorithm;
+use aws_lc_rs::digest;
+use aws_lc_sys as ffi;
+use std::ptr::{self, NonNull};
+
+/// Smallest modulus accepted (RFC 7518 §3.3 requires 2048 bits).
+const MIN_MODULUS_BITS: u32 = 2048;
+/// Largest modulus accepted.
+const MAX_MODULUS_BITS: u32 = 8192;
+
+/// An AWS-LC `RSA` public key bound to one JWS algorithm.
+pub(crate) struct RsaPublicKey {
+    rsa: NonNull<ffi::RSA>,
+    digest: &'static digest::Algorithm,
+    padding: Padding,
+}
+
+#[derive(Clone, Copy)]
+enum Padding {
+    /// RSASSA-PKCS1-v1_5, with the hash's NID (its DigestInfo prefix).
+    Pkcs1 { hash_nid: i32 },
+    /// RSASSA-PSS with MGF1 over the same hash and a salt as long as the hash (RFC 7518 §3.5).
+    Pss { md: *const ffi::EVP_MD },
+}
+
+// SAFETY: the key is immutable after construction apart from the Montgomery context AWS-LC
+// builds lazily on first use, which it does under the key's own lock (`BN_MONT_CTX_set_locked`);
+// AWS-LC documents `RSA` objects as usable from several threads at once for such operations, and
+// aws-lc-rs shares its own `RSA` keys between threads the same way. `md` points to a static,
+// immutable `EVP_MD`.
+unsafe impl Send for RsaPublicKey {}
+// SAFETY: as for `Send`: verification never needs exclusive access to the key.
+unsafe impl Sync for RsaPublicKey {}
+
+impl RsaPublicKey {
+    /// The key `(n, e)` (big-endian) for `alg`; `None` when `alg` is not RSA, AWS-LC refuses
+    /// the key (`RSA_check_key`), or the modulus is outside 2048–8192 bits (aws-lc-rs's
+    /// `RSA_*_2048_8192_*` range, which the EVP path enforced).
+    pub(crate) fn new(n: &[u8], e: &[u8], alg: Algorithm) -> Option<Self> {
+        let (digest, padding) = match alg {
+            Algorithm::RS256 => (&digest::SHA256, Padding::pkcs1(ffi::NID_sha256)),
+            Algorithm::RS384 => (&digest::SHA384, Padding::pkcs1(ffi::NID_sha384)),
+            Algorithm::RS512 => (&digest::SHA512, Padding::pkcs1(ffi::NID_sha512)),
+            // SAFETY: the EVP_sha* functions take no arguments and return static descriptors.
+            Algorithm::PS256 => (&digest::SHA256, unsafe { Padding::pss(ffi::EVP_sha256()) }),
+            // SAFETY: as above.
+            Algorithm::PS384 => (&digest::SHA384, unsafe { Padding::pss(ffi::EVP_sha384()) }),
+            // SAFETY: as above.
+            Algorithm::PS512 => (&digest::SHA512, unsafe { Padding::pss(ffi::EVP_sha512()) }),
+            _ => return None,
+        };
+        // SAFETY: BN_bin2bn reads exactly `len` bytes from each live slice and returns a new
+        // BIGNUM or null. RSA_new_public_key copies `n` and `e` (it does not take them) and
+        // returns a checked key or null, so both BIGNUMs are freed here whatever it returned;
+        // BN_free accepts null.
+        let rsa = unsafe {
+            let n = ffi::BN_bin2bn(n.as_ptr(), n.len(), ptr::null_mut());
+            let e = ffi::BN_bin2bn(e.as_ptr(), e.len(), ptr::null_mut());
+            let rsa = if n.is_null() || e.is_null() {
+                ptr::null_mut()
+            } else {
+                ffi::RSA_new_public_key(n, e)
+            };
+            ffi::BN_free(n);
+            ffi::BN_free(e);
+            rsa
+        };
+        let key = RsaPublicKey {
+            rsa: NonNull::new(rsa)?,
+            digest,
+            padding,
+        };
+        // SAFETY: reads the modulus size of the valid key just made.
+        let bits = unsafe { ffi::RSA_bits(key.rsa.as_ptr()) };
+        (MIN_MODULUS_BITS..=MAX_MODULUS_BITS)
+            .contains(&bits)
+            .then_some(key)
+    }
+
+    /// Whether `signature` is a valid signature of `message` under this key and algorithm.
+    pub(crate) fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
+        let digest = digest::digest(self.digest, message);
+        let digest = digest.as_ref();
+        // SAFETY: `self.rsa` is a valid public key owned by `self` until `Drop`, and shared
+        // use is sound (see the `Send`/`Sync` notes); the digest and signature pointers are
+        // valid for the lengths passed and AWS-LC keeps neither; `md` is a static descriptor
+        // and a null MGF1 hash means "the same as `md`".
+        let verified = unsafe {
+            match self.padding {
+                Padding::Pkcs1 { hash_nid } => ffi::RSA_verify(
+                    hash_nid,
+                    digest.as_ptr(),
+                    digest.len(),
+                    signature.as_ptr(),
+                    signature.len(),
+                    self.rsa.as_ptr(),
+                ),
+                Padding::Pss { md } => ffi::RSA_verify_pss_mgf1(
+                    self.rsa.as_ptr(),
+                    digest.as_ptr(),
+                    digest.len(),
+                    md,
+                    ptr::null(),
+                    ffi::RSA_PSS_SALTLEN_DIGEST,
+                    signature.as_ptr(),
+                    signature.len(),
+                ),
+            }
+        } == 1;
+        if !verified {
+            // A refusal leaves an entry in AWS-LC's per-thread error queue; nothing reads it.
+            // SAFETY: clears this thread's queue; no arguments.
+            unsafe { ffi::ERR_clear_error() };
+        }
+        verified
+    }
+}
+
+impl Padding {
+    fn pkcs1(hash_nid: i32) -> Self {
+        Padding::Pkcs1 { hash_nid }
+    }
+
+    fn pss(md: *const ffi::EVP_MD) -> Self {
+        Padding::Pss { md }
+    }
+}
+
+impl Drop for RsaPublicKey {
+    fn drop(&mut self) {
+        // SAFETY: `self.rsa` came from RSA_new_public_key and is freed exactly once, here.
+        unsafe { ffi::RSA_free(self.rsa.as_ptr()) };
+    }
+}
