@@ -150,3 +150,106 @@ impl Drop for RsaPublicKey {
         unsafe { ffi::RSA_free(self.rsa.as_ptr()) };
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_lc_rs::rand::SystemRandom;
+    use aws_lc_rs::rsa::{KeySize, PublicKeyComponents};
+    use aws_lc_rs::signature::{self, KeyPair, RsaKeyPair};
+
+    fn key_pair(size: KeySize) -> (RsaKeyPair, Vec<u8>, Vec<u8>) {
+        let pair = RsaKeyPair::generate(size).expect("RSA key generation");
+        let PublicKeyComponents { n, e } = PublicKeyComponents::<Vec<u8>>::from(pair.public_key());
+        (pair, n, e)
+    }
+
+    fn sign(
+        pair: &RsaKeyPair,
+        padding: &'static dyn signature::RsaEncoding,
+        msg: &[u8],
+    ) -> Vec<u8> {
+        let mut sig = vec![0u8; pair.public_modulus_len()];
+        pair.sign(padding, &SystemRandom::new(), msg, &mut sig)
+            .expect("RSA signing");
+        sig
+    }
+
+    /// Each algorithm accepts its own signatures and refuses the other padding, another hash,
+    /// a changed message and a truncated signature.
+    #[test]
+    fn verifies_exactly_its_own_scheme() {
+        let (pair, n, e) = key_pair(KeySize::Rsa2048);
+        let message = b"header.payload";
+        let cases: [(Algorithm, &'static dyn signature::RsaEncoding); 6] = [
+            (Algorithm::RS256, &signature::RSA_PKCS1_SHA256),
+            (Algorithm::RS384, &signature::RSA_PKCS1_SHA384),
+            (Algorithm::RS512, &signature::RSA_PKCS1_SHA512),
+            (Algorithm::PS256, &signature::RSA_PSS_SHA256),
+            (Algorithm::PS384, &signature::RSA_PSS_SHA384),
+            (Algorithm::PS512, &signature::RSA_PSS_SHA512),
+        ];
+        let signatures: Vec<Vec<u8>> = cases
+            .iter()
+            .map(|(_, padding)| sign(&pair, *padding, message))
+            .collect();
+        for (i, (alg, _)) in cases.iter().enumerate() {
+            let key = RsaPublicKey::new(&n, &e, *alg).expect("2048-bit key");
+            for (j, sig) in signatures.iter().enumerate() {
+                assert_eq!(key.verify(message, sig), i == j, "{alg} on signature {j}");
+            }
+            let own = &signatures[i];
+            assert!(
+                !key.verify(b"header.payloaD", own),
+                "{alg}: changed message"
+            );
+            assert!(
+                !key.verify(message, &own[..own.len() - 1]),
+                "{alg}: truncated"
+            );
+        }
+        assert!(RsaPublicKey::new(&n, &e, Algorithm::ES256).is_none());
+        assert!(RsaPublicKey::new(&n, &e, Algorithm::HS256).is_none());
+    }
+
+    /// Moduli outside 2048–8192 bits and an even exponent are refused when the key is made.
+    #[test]
+    fn refuses_keys_outside_the_accepted_range() {
+        let (_, n, e) = key_pair(KeySize::Rsa2048);
+        assert!(
+            RsaPublicKey::new(&n, &[2], Algorithm::RS256).is_none(),
+            "even e"
+        );
+        assert!(
+            RsaPublicKey::new(&n[..128], &e, Algorithm::RS256).is_none(),
+            "1024 bits"
+        );
+        let mut large = vec![0xffu8; 1025];
+        large[1024] = 0xfd;
+        assert!(
+            RsaPublicKey::new(&large, &e, Algorithm::RS256).is_none(),
+            "8200 bits"
+        );
+    }
+
+    /// One key verified from several threads at once (the server shares keys between cores),
+    /// including its very first use, which builds AWS-LC's cached Montgomery context.
+    #[test]
+    fn one_key_verifies_on_many_threads_at_once() {
+        let (pair, n, e) = key_pair(KeySize::Rsa2048);
+        let key = RsaPublicKey::new(&n, &e, Algorithm::RS256).expect("key");
+        let good = sign(&pair, &signature::RSA_PKCS1_SHA256, b"m");
+        let mut bad = good.clone();
+        bad[10] ^= 1;
+        std::thread::scope(|scope| {
+            for _ in 0..4 {
+                scope.spawn(|| {
+                    for _ in 0..50 {
+                        assert!(key.verify(b"m", &good));
+                        assert!(!key.verify(b"m", &bad));
+                    }
+                });
+            }
+        });
+    }
+}
