@@ -171,14 +171,13 @@ pub fn walk_object_wanted<'de>(
 /// A cheap fingerprint of a member name: its length and its first, middle and last bytes.
 /// Equal names have equal tags, so comparing tags first skips almost every byte comparison
 /// (JWT names are short and often the same length: `iss`, `aud`, `exp`, ...).
-const fn name_tag(name: &[u8]) -> u64 {
+const fn name_tag(bytes: &[u8]) -> u64 {
     const fn or_zero(byte: Option<&u8>) -> u64 {
         match byte {
             Some(byte) => *byte as u64,
             None => 0,
         }
     }
-    let bytes = name;
     let len = bytes.len();
     let (_, middle) = bytes.split_at(len / 2);
     len as u64
@@ -427,7 +426,7 @@ impl QuoteIndex {
         special == 0
     }
 
-    /// The first quote strictly after... at or after `from`.
+    /// The position of the first quote at or after `from`.
     #[inline(always)]
     fn next(&self, from: usize) -> Option<usize> {
         let mut index = from / 64;
