@@ -631,3 +631,82 @@ async fn claim_values_render_as_safe_header_values() {
     assert_eq!(ok.headers_to_remove, vec!["x-gone".to_owned()]);
     assert!(header(&ok.headers, "x-injected").is_none());
 }
+
+/// EdDSA checks that arrive together on one worker are verified in shared signature batches,
+/// and a tampered token among them is still refused on its own while its neighbours pass.
+#[tokio::test]
+async fn concurrent_eddsa_checks_share_batches_and_keep_their_own_verdicts() {
+    let key = TestKey::ed25519("ed-batch");
+    let config = EXAMPLE_PROVIDER.replace(
+        "[[providers]]",
+        "[server]\ngrpc_listen = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\nworkers = 1\n\n[[providers]]",
+    );
+    let server = Server::start(&config, &[("jwks.json", key.jwks().as_bytes())]);
+    let client = server.authz().await;
+    const ROUNDS: usize = 3;
+    const PER_ROUND: usize = 48;
+    for round in 0..ROUNDS {
+        // Round 0 holds only valid tokens; later rounds mix in tampered signatures.
+        let tampered = |n: usize| round > 0 && n % 11 == 5;
+        let mut tasks = tokio::task::JoinSet::new();
+        for n in 0..PER_ROUND {
+            let mut token = key.mint(&claims(ISS, AUD, &format!("user-{round}-{n}")));
+            if tampered(n) {
+                // Change one signature character in the middle: still canonical base64url.
+                let at = token.rfind('.').expect("three parts") + 20;
+                let swapped = if token.as_bytes()[at] == b'A' {
+                    "B"
+                } else {
+                    "A"
+                };
+                token.replace_range(at..=at, swapped);
+            }
+            let mut client = client.clone();
+            tasks.spawn(async move {
+                let response = check(&mut client, bearer_check(&token)).await;
+                (n, token, response)
+            });
+        }
+        while let Some(joined) = tasks.join_next().await {
+            let (n, token, response) = joined.expect("check task");
+            if tampered(n) {
+                assert_invalid_token(&response, &token, &format!("round {round}, token {n}"));
+            } else {
+                assert_eq!(
+                    grpc_code(&response),
+                    0,
+                    "round {round}, token {n}: {response:?}"
+                );
+                let want = format!("user-{round}-{n}");
+                assert_eq!(
+                    header_value(&ok_response(&response).headers, "x-verdict-sub"),
+                    Some(want.as_str())
+                );
+            }
+        }
+    }
+    // Every EdDSA signature went through the batcher, and the all-valid round shared batches.
+    let signatures: f64 = ["valid", "invalid", "single"]
+        .iter()
+        .filter_map(|result| {
+            server.metric_where(
+                "verdict_signature_batch_signatures_total",
+                &[("result", result)],
+            )
+        })
+        .sum();
+    assert_eq!(signatures, (ROUNDS * PER_ROUND) as f64);
+    let batched = server
+        .metric_where(
+            "verdict_signature_batch_signatures_total",
+            &[("result", "valid")],
+        )
+        .unwrap_or(0.0);
+    let batches = server
+        .metric_where("verdict_signature_batches_total", &[("result", "valid")])
+        .unwrap_or(0.0);
+    assert!(
+        batched >= 2.0 && batches < batched,
+        "{batched} signatures verified in {batches} valid batches"
+    );
+}

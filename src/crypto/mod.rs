@@ -41,6 +41,41 @@ impl PreparedKey {
     pub fn algorithm(&self) -> Algorithm {
         self.alg
     }
+
+    /// The key's batch form when it is an Ed25519 key that may join a batch (canonical, not of
+    /// small order, no torsion component); `None` for every other key.
+    pub fn ed25519_batch_key(&self) -> Option<Ed25519BatchKey> {
+        match &self.inner {
+            Prepared::Ed25519 {
+                batch: Some(key), ..
+            } => Some(Ed25519BatchKey(*key)),
+            _ => None,
+        }
+    }
+}
+
+/// An Ed25519 key in the form batches use: owned and cheap to copy, so signatures from many
+/// requests (each holding its own key-set snapshot) can be checked together.
+#[derive(Clone, Copy)]
+pub struct Ed25519BatchKey(ed25519_dalek::VerifyingKey);
+
+impl fmt::Debug for Ed25519BatchKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Ed25519BatchKey").finish_non_exhaustive()
+    }
+}
+
+/// Checks `(key, message, signature)` Ed25519 triples as one batch: true when every signature
+/// is valid. False means "check them one by one with [`Backend::verify`]": at least one is
+/// invalid, or not in a form a batch accepts. Same equation and the same documented residual as
+/// [`Backend::verify_batch`].
+pub fn verify_ed25519_batch(jobs: &[(Ed25519BatchKey, &[u8], &[u8])]) -> bool {
+    let jobs: Vec<_> = jobs
+        .iter()
+        .enumerate()
+        .map(|(index, (key, message, signature))| (index, &key.0, *message, *signature))
+        .collect();
+    ed25519_batch::verify_all(&jobs)
 }
 
 impl fmt::Debug for PreparedKey {

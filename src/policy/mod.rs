@@ -9,8 +9,8 @@
 pub mod provider;
 
 pub use provider::{
-    Allowed, CredentialSource, Decision, Denied, Failed, Judged, Provider, Providers, RequestView,
-    Selector, decide, judge, judge_batch,
+    Allowed, CredentialSource, Deciding, Decision, Denied, Failed, Judged, PendingDecision,
+    Provider, Providers, RequestView, Selector, decide, decide_begin, judge, judge_batch,
 };
 
 use crate::crypto::{Backend, PreparedKey, VerifyJob};

@@ -2,7 +2,7 @@
 //! decision for one request. Pure: keys, the engine and `now` are given.
 
 use super::{TokenPolicy, begin};
-use crate::crypto::Backend;
+use crate::crypto::{Backend, VerifyJob};
 use crate::jose::{Algorithm, Reject, peek_issuer};
 use crate::keys::KeySet;
 use serde_json::{Map, Value};
@@ -318,21 +318,31 @@ pub fn judge<'p>(
     backend: &dyn Backend,
     now: u64,
 ) -> Result<Judged<'p>, Failed<'p>> {
+    let (provider, pending) = prepare(token, selector, providers)?;
+    let job = pending.job();
+    let signature = backend.verify(job.key, job.message, job.signature);
+    conclude(provider, pending, signature, now)
+}
+
+/// Selects the provider, parses the token within its limits and picks the key: everything
+/// before the signature check.
+fn prepare<'t, 'p>(
+    token: &'t str,
+    selector: Selector<'_>,
+    providers: &'p Providers,
+) -> Result<(&'p Provider, super::Pending<'t, 'p>), Failed<'p>> {
     let provider = providers.select(token, selector).map_err(|reason| Failed {
         reason,
         provider: None,
         alg: None,
     })?;
-    let failed = |reason, alg| Failed {
-        reason,
-        provider: Some(provider),
-        alg,
-    };
-    let pending = begin(token.as_bytes(), &provider.policy, &provider.keys)
-        .map_err(|r| failed(r, readable_alg(token, r)))?;
-    let job = pending.job();
-    let signature = backend.verify(job.key, job.message, job.signature);
-    conclude(provider, pending, signature, now)
+    let pending =
+        begin(token.as_bytes(), &provider.policy, &provider.keys).map_err(|reason| Failed {
+            reason,
+            provider: Some(provider),
+            alg: readable_alg(token, reason),
+        })?;
+    Ok((provider, pending))
 }
 
 /// The second half shared by [`judge`] and [`judge_batch`]: given the signature result, check
@@ -370,26 +380,74 @@ pub fn decide(
     backend: &dyn Backend,
     now: u64,
 ) -> Decision {
+    match decide_begin(request, providers) {
+        Deciding::Done(decision) => decision,
+        Deciding::Signature(pending) => {
+            let job = pending.job();
+            let signature = backend.verify(job.key, job.message, job.signature);
+            pending.finish(signature, now)
+        }
+    }
+}
+
+/// A decision either already made (no credential, unknown issuer, malformed token, unknown key,
+/// …) or waiting for its signature check.
+#[derive(Debug)]
+pub enum Deciding<'t, 'p> {
+    /// Decided without checking a signature.
+    Done(Decision),
+    /// The signature is next; the caller checks it however it likes (alone, or batched with
+    /// other requests' signatures) and hands the result to [`PendingDecision::finish`].
+    Signature(PendingDecision<'t, 'p>),
+}
+
+/// A request whose token parsed and whose key was chosen.
+#[derive(Debug)]
+pub struct PendingDecision<'t, 'p> {
+    provider: &'p Provider,
+    pending: super::Pending<'t, 'p>,
+}
+
+impl PendingDecision<'_, '_> {
+    /// The signature check to run.
+    pub fn job(&self) -> VerifyJob<'_> {
+        self.pending.job()
+    }
+
+    /// Given the signature's result, checks the claims and scopes at `now` and renders the
+    /// answer.
+    pub fn finish(self, signature: Result<(), Reject>, now: u64) -> Decision {
+        decision(conclude(self.provider, self.pending, signature, now))
+    }
+}
+
+/// The first half of [`decide`]: everything before the signature check.
+pub fn decide_begin<'t, 'p>(
+    request: &RequestView<'t>,
+    providers: &'p Providers,
+) -> Deciding<'t, 'p> {
     let Some((token, source)) = providers
         .sources
         .iter()
         .find_map(|source| source.extract(request).map(|t| (t, source)))
     else {
-        return Decision::Deny(
+        return Deciding::Done(Decision::Deny(
             Denied {
                 reason: Reject::MissingCredential,
                 alg: None,
             },
             None,
-        );
+        ));
     };
-    match judge(
-        token,
-        Selector::Issuer(Some(source)),
-        providers,
-        backend,
-        now,
-    ) {
+    match prepare(token, Selector::Issuer(Some(source)), providers) {
+        Ok((provider, pending)) => Deciding::Signature(PendingDecision { provider, pending }),
+        Err(failed) => Deciding::Done(decision(Err(failed))),
+    }
+}
+
+/// The answer for a judged token: claim headers rendered when allowed.
+fn decision(judged: Result<Judged<'_>, Failed<'_>>) -> Decision {
+    match judged {
         Ok(judged) => {
             let provider = judged.provider;
             let expires_at = judged.claims.expires_at();

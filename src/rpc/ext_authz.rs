@@ -7,7 +7,8 @@
 
 use super::ServiceState;
 use crate::jose::Reject;
-use crate::policy::{Decision, RequestView, decide};
+use crate::policy::{Deciding, Decision, RequestView, decide_begin};
+use crate::runtime::ed25519_batcher;
 use envoy_types::pb::envoy::config::core::v3::{HeaderValue, HeaderValueOption};
 use envoy_types::pb::envoy::service::auth::v3::authorization_server::Authorization;
 use envoy_types::pb::envoy::service::auth::v3::check_response::HttpResponse;
@@ -18,6 +19,7 @@ use envoy_types::pb::envoy::r#type::v3::HttpStatus;
 use envoy_types::pb::google::protobuf::{ListValue, Struct, Value as PbValue, value::Kind};
 use envoy_types::pb::google::rpc::Status as RpcStatus;
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -44,46 +46,64 @@ impl ExtAuthz {
         ExtAuthz { state }
     }
 
-    /// Decides a `CheckRequest` (the whole handler, without the transport).
-    pub fn decide(&self, request: &CheckRequest) -> (Decision, CheckResponse) {
-        let http = request
-            .attributes
-            .as_ref()
-            .and_then(|a| a.request.as_ref())
-            .and_then(|r| r.http.as_ref());
-        let empty = HashMap::new();
-        let raw_headers: HashMap<String, String>;
-        let (headers, path) = match http {
-            Some(http) if http.headers.is_empty() && http.header_map.is_some() => {
-                // Envoy sends `header_map` instead of `headers` with `encode_raw_headers`.
-                raw_headers = http
-                    .header_map
-                    .iter()
-                    .flat_map(|m| m.headers.iter())
-                    .map(|h| {
-                        let value = if h.value.is_empty() {
-                            String::from_utf8_lossy(&h.raw_value).into_owned()
-                        } else {
-                            h.value.clone()
-                        };
-                        (h.key.to_ascii_lowercase(), value)
-                    })
-                    .collect();
-                (&raw_headers, http.path.as_str())
-            }
-            Some(http) => (&http.headers, http.path.as_str()),
-            None => (&empty, ""),
+    /// Decides a `CheckRequest` (the whole handler, without the transport). The signature is checked on this core, in a batch with the other
+    /// requests ready here when it is an Ed25519 signature that can join one
+    /// ([`crate::runtime::ed25519_batcher`]), otherwise alone.
+    pub async fn decide(&self, request: &CheckRequest) -> Decision {
+        let (headers, path) = request_headers(request);
+        let view = RequestView {
+            headers: &headers,
+            path,
         };
-        let view = RequestView { headers, path };
-        let providers = self.state.providers.load();
-        let decision = decide(
-            &view,
-            &providers,
-            &*self.state.backend,
-            (self.state.clock)(),
-        );
-        let response = render(&decision);
-        (decision, response)
+        let providers = self.state.providers.load_full();
+        match decide_begin(&view, &providers) {
+            Deciding::Done(decision) => decision,
+            Deciding::Signature(pending) => {
+                let job = pending.job();
+                let batched = match job.key.ed25519_batch_key() {
+                    Some(key) => ed25519_batcher::verify(key, job.message, job.signature).await,
+                    None => false,
+                };
+                let signature = if batched {
+                    Ok(())
+                } else {
+                    self.state
+                        .backend
+                        .verify(job.key, job.message, job.signature)
+                };
+                pending.finish(signature, (self.state.clock)())
+            }
+        }
+    }
+}
+
+/// The request's headers (names lower-cased) and path, from whichever header form Envoy sent.
+fn request_headers(request: &CheckRequest) -> (Cow<'_, HashMap<String, String>>, &str) {
+    let http = request
+        .attributes
+        .as_ref()
+        .and_then(|a| a.request.as_ref())
+        .and_then(|r| r.http.as_ref());
+    match http {
+        Some(http) if http.headers.is_empty() && http.header_map.is_some() => {
+            // Envoy sends `header_map` instead of `headers` with `encode_raw_headers`.
+            let headers = http
+                .header_map
+                .iter()
+                .flat_map(|m| m.headers.iter())
+                .map(|h| {
+                    let value = if h.value.is_empty() {
+                        String::from_utf8_lossy(&h.raw_value).into_owned()
+                    } else {
+                        h.value.clone()
+                    };
+                    (h.key.to_ascii_lowercase(), value)
+                })
+                .collect();
+            (Cow::Owned(headers), http.path.as_str())
+        }
+        Some(http) => (Cow::Borrowed(&http.headers), http.path.as_str()),
+        None => (Cow::Owned(HashMap::new()), ""),
     }
 }
 
@@ -94,7 +114,8 @@ impl Authorization for ExtAuthz {
         request: Request<CheckRequest>,
     ) -> Result<Response<CheckResponse>, Status> {
         let started = Instant::now();
-        let (decision, response) = self.decide(request.get_ref());
+        let decision = self.decide(request.get_ref()).await;
+        let response = render(&decision);
         super::observe::record_check(&decision, started.elapsed());
         Ok(Response::new(response))
     }

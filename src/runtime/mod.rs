@@ -8,6 +8,7 @@
 
 pub mod balance;
 pub mod conn;
+pub mod ed25519_batcher;
 pub mod placement;
 
 use crate::telemetry::names;

@@ -41,6 +41,15 @@ pub const CONNECTIONS_ACCEPTED_TOTAL: &str = "verdict_connections_accepted_total
 /// Counter of configuration reloads. Label: [`labels::RESULT`] (`ok`|`error`).
 pub const CONFIG_RELOADS_TOTAL: &str = "verdict_config_reloads_total";
 
+/// Counter of Ed25519 signature batches a core checked across requests. Label:
+/// [`labels::RESULT`]: `valid` (every signature verified together), `invalid` (at least one did
+/// not, so each was checked alone), `single` (only one request was ready: checked alone).
+pub const SIGNATURE_BATCHES_TOTAL: &str = "verdict_signature_batches_total";
+
+/// Counter of the signatures in those batches, by the same [`labels::RESULT`]; divided by
+/// [`SIGNATURE_BATCHES_TOTAL`] it is the mean batch size.
+pub const SIGNATURE_BATCH_SIGNATURES_TOTAL: &str = "verdict_signature_batch_signatures_total";
+
 /// Gauge set to 1, carrying the running version in [`labels::VERSION`]; the usual Prometheus idiom
 /// for joining version information onto other series.
 pub const BUILD_INFO: &str = "verdict_build_info";
@@ -72,6 +81,12 @@ pub mod labels {
     pub const OK: &str = "ok";
     /// `result` value of a failed reload.
     pub const ERROR: &str = "error";
+    /// `result` value of a signature batch whose signatures all verified together.
+    pub const VALID: &str = "valid";
+    /// `result` value of a signature batch with at least one signature that did not verify.
+    pub const INVALID: &str = "invalid";
+    /// `result` value of a signature "batch" of one, checked alone.
+    pub const SINGLE: &str = "single";
     /// `kind` value: the worker runs tokio-uring (io_uring).
     pub const IO_URING: &str = "io_uring";
     /// `kind` value: the worker runs a plain current-thread tokio runtime (epoll).
@@ -115,6 +130,16 @@ pub fn describe_all() {
         CONFIG_RELOADS_TOTAL,
         Unit::Count,
         "Configuration reloads, by result."
+    );
+    describe_counter!(
+        SIGNATURE_BATCHES_TOTAL,
+        Unit::Count,
+        "Ed25519 signature batches checked across requests on a core, by result."
+    );
+    describe_counter!(
+        SIGNATURE_BATCH_SIGNATURES_TOTAL,
+        Unit::Count,
+        "Signatures in those batches, by result."
     );
     describe_gauge!(
         BUILD_INFO,
