@@ -685,28 +685,19 @@ async fn concurrent_eddsa_checks_share_batches_and_keep_their_own_verdicts() {
             }
         }
     }
-    // Every EdDSA signature went through the batcher, and the all-valid round shared batches.
-    let signatures: f64 = ["valid", "invalid", "single"]
-        .iter()
-        .filter_map(|result| {
-            server.metric_where(
-                "verdict_signature_batch_signatures_total",
-                &[("result", result)],
-            )
-        })
-        .sum();
+    // Every EdDSA signature went through the batcher, and checks that arrived together shared
+    // batches (counted over all results: a round with a tampered token fails its batch).
+    let sum = |name: &str| -> f64 {
+        ["valid", "invalid", "single"]
+            .iter()
+            .filter_map(|result| server.metric_where(name, &[("result", result)]))
+            .sum()
+    };
+    let signatures = sum("verdict_signature_batch_signatures_total");
+    let batches = sum("verdict_signature_batches_total");
     assert_eq!(signatures, (ROUNDS * PER_ROUND) as f64);
-    let batched = server
-        .metric_where(
-            "verdict_signature_batch_signatures_total",
-            &[("result", "valid")],
-        )
-        .unwrap_or(0.0);
-    let batches = server
-        .metric_where("verdict_signature_batches_total", &[("result", "valid")])
-        .unwrap_or(0.0);
     assert!(
-        batched >= 2.0 && batches < batched,
-        "{batched} signatures verified in {batches} valid batches"
+        batches < signatures,
+        "{signatures} signatures in {batches} batches: none was shared"
     );
 }
