@@ -571,3 +571,57 @@ async fn unknown_provider_names_are_invalid_arguments_and_early_failures_report_
     assert_eq!(answer.reason, "unknown_key");
     assert_eq!(answer.alg, "EdDSA");
 }
+
+/// Concurrent `Verify` calls with EdDSA tokens share the core's signature batches, and each
+/// still gets its own verdict (a stranger's signature among them is `bad_signature`).
+#[tokio::test]
+async fn concurrent_verify_calls_share_signature_batches() {
+    let edge = TestKey::ed25519("edge-1");
+    let server = two_provider_server(&edge);
+    let stranger = TestKey::ed25519("edge-1");
+    let client = verifier(&server).await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for n in 0..64usize {
+        let sub = format!("user-{n}");
+        let forged = n % 13 == 6;
+        let key = if forged { &stranger } else { &edge };
+        let token = key.mint(&claims(EDGE_ISS, AUD, &sub));
+        let mut client = client.clone();
+        tasks.spawn(async move { (forged, sub, verify(&mut client, &token, "").await) });
+    }
+    while let Some(joined) = tasks.join_next().await {
+        let (forged, sub, response) = joined.expect("verify task");
+        if forged {
+            assert_eq!(
+                response.verdict,
+                Verdict::Invalid as i32,
+                "{sub}: {response:?}"
+            );
+            assert_eq!(response.reason, "bad_signature", "{sub}");
+        } else {
+            assert_eq!(
+                response.verdict,
+                Verdict::Valid as i32,
+                "{sub}: {response:?}"
+            );
+            let claims: serde_json::Value =
+                serde_json::from_str(&response.claims_json).expect("claims JSON");
+            assert_eq!(claims["sub"], sub.as_str());
+        }
+    }
+    let sum = |name: &str| -> f64 {
+        ["valid", "invalid", "single"]
+            .iter()
+            .filter_map(|result| server.metric_where(name, &[("result", result)]))
+            .sum()
+    };
+    let signatures = sum("verdict_signature_batch_signatures_total");
+    assert_eq!(
+        signatures, 64.0,
+        "every EdDSA signature went through the batcher"
+    );
+    assert!(
+        sum("verdict_signature_batches_total") < signatures,
+        "some calls shared a batch"
+    );
+}

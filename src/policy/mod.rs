@@ -10,7 +10,8 @@ pub mod provider;
 
 pub use provider::{
     Allowed, CredentialSource, Deciding, Decision, Denied, Failed, Judged, PendingDecision,
-    Provider, Providers, RequestView, Selector, decide, decide_begin, judge, judge_batch,
+    PendingJudgment, Provider, Providers, RequestView, Selector, decide, decide_begin, judge,
+    judge_batch, judge_begin,
 };
 
 use crate::crypto::{Backend, PreparedKey, VerifyJob};

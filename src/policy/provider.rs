@@ -404,21 +404,51 @@ pub enum Deciding<'t, 'p> {
 /// A request whose token parsed and whose key was chosen.
 #[derive(Debug)]
 pub struct PendingDecision<'t, 'p> {
-    provider: &'p Provider,
-    pending: super::Pending<'t, 'p>,
+    judgment: PendingJudgment<'t, 'p>,
 }
 
 impl PendingDecision<'_, '_> {
     /// The signature check to run.
     pub fn job(&self) -> VerifyJob<'_> {
-        self.pending.job()
+        self.judgment.job()
     }
 
     /// Given the signature's result, checks the claims and scopes at `now` and renders the
     /// answer.
     pub fn finish(self, signature: Result<(), Reject>, now: u64) -> Decision {
-        decision(conclude(self.provider, self.pending, signature, now))
+        decision(self.judgment.finish(signature, now))
     }
+}
+
+/// A token whose provider was selected, that parsed, and whose key was chosen: the signature
+/// check is next (see [`judge_begin`]).
+#[derive(Debug)]
+pub struct PendingJudgment<'t, 'p> {
+    provider: &'p Provider,
+    pending: super::Pending<'t, 'p>,
+}
+
+impl<'p> PendingJudgment<'_, 'p> {
+    /// The signature check to run.
+    pub fn job(&self) -> VerifyJob<'_> {
+        self.pending.job()
+    }
+
+    /// Given the signature's result, checks the claims and the provider's scopes at `now`.
+    pub fn finish(self, signature: Result<(), Reject>, now: u64) -> Result<Judged<'p>, Failed<'p>> {
+        conclude(self.provider, self.pending, signature, now)
+    }
+}
+
+/// The first half of [`judge`]: everything before the signature check, so the caller can check
+/// the signature however it likes (alone, or batched with other requests').
+pub fn judge_begin<'t, 'p>(
+    token: &'t str,
+    selector: Selector<'_>,
+    providers: &'p Providers,
+) -> Result<PendingJudgment<'t, 'p>, Failed<'p>> {
+    let (provider, pending) = prepare(token, selector, providers)?;
+    Ok(PendingJudgment { provider, pending })
 }
 
 /// The first half of [`decide`]: everything before the signature check.
@@ -440,7 +470,9 @@ pub fn decide_begin<'t, 'p>(
         ));
     };
     match prepare(token, Selector::Issuer(Some(source)), providers) {
-        Ok((provider, pending)) => Deciding::Signature(PendingDecision { provider, pending }),
+        Ok((provider, pending)) => Deciding::Signature(PendingDecision {
+            judgment: PendingJudgment { provider, pending },
+        }),
         Err(failed) => Deciding::Done(decision(Err(failed))),
     }
 }

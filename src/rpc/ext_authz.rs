@@ -8,7 +8,6 @@
 use super::ServiceState;
 use crate::jose::Reject;
 use crate::policy::{Deciding, Decision, RequestView, decide_begin};
-use crate::runtime::ed25519_batcher;
 use envoy_types::pb::envoy::config::core::v3::{HeaderValue, HeaderValueOption};
 use envoy_types::pb::envoy::service::auth::v3::authorization_server::Authorization;
 use envoy_types::pb::envoy::service::auth::v3::check_response::HttpResponse;
@@ -46,9 +45,8 @@ impl ExtAuthz {
         ExtAuthz { state }
     }
 
-    /// Decides a `CheckRequest` (the whole handler, without the transport). The signature is checked on this core, in a batch with the other
-    /// requests ready here when it is an Ed25519 signature that can join one
-    /// ([`crate::runtime::ed25519_batcher`]), otherwise alone.
+    /// Decides a `CheckRequest` (the whole handler, without the transport); the signature is
+    /// checked by [`ServiceState::check_signature`].
     pub async fn decide(&self, request: &CheckRequest) -> Decision {
         let (headers, path) = request_headers(request);
         let view = RequestView {
@@ -59,18 +57,7 @@ impl ExtAuthz {
         match decide_begin(&view, &providers) {
             Deciding::Done(decision) => decision,
             Deciding::Signature(pending) => {
-                let job = pending.job();
-                let batched = match job.key.ed25519_batch_key() {
-                    Some(key) => ed25519_batcher::verify(key, job.message, job.signature).await,
-                    None => false,
-                };
-                let signature = if batched {
-                    Ok(())
-                } else {
-                    self.state
-                        .backend
-                        .verify(job.key, job.message, job.signature)
-                };
+                let signature = self.state.check_signature(pending.job()).await;
                 pending.finish(signature, (self.state.clock)())
             }
         }

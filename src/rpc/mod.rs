@@ -8,8 +8,10 @@ pub mod ext_authz;
 pub mod observe;
 pub mod verifier;
 
-use crate::crypto::Backend;
+use crate::crypto::{Backend, VerifyJob};
+use crate::jose::Reject;
 use crate::policy::Providers;
+use crate::runtime::ed25519_batcher;
 use arc_swap::ArcSwap;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -40,6 +42,20 @@ impl std::fmt::Debug for ServiceState {
         f.debug_struct("ServiceState")
             .field("backend", &self.backend.name())
             .finish_non_exhaustive()
+    }
+}
+
+impl ServiceState {
+    /// Checks one request's signature on this core: in a batch with the other requests ready
+    /// here when it is an Ed25519 signature whose key can batch
+    /// ([`crate::runtime::ed25519_batcher`]), otherwise alone with the engine.
+    pub async fn check_signature(&self, job: VerifyJob<'_>) -> Result<(), Reject> {
+        if let Some(key) = job.key.ed25519_batch_key()
+            && ed25519_batcher::verify(key, job.message, job.signature).await
+        {
+            return Ok(());
+        }
+        self.backend.verify(job.key, job.message, job.signature)
     }
 }
 

@@ -8,7 +8,7 @@ use super::proto::{
 };
 use crate::jose::{Algorithm, Limits, Reject, parse_jwk};
 use crate::keys::KeySet;
-use crate::policy::{Failed, Judged, Selector, judge_batch, verify_jws};
+use crate::policy::{Failed, Judged, Providers, Selector, judge_batch, judge_begin, verify_jws};
 use tonic::{Request, Response, Status};
 
 /// Largest batch accepted in one VerifyBatch call.
@@ -28,24 +28,10 @@ impl VerifierService {
 
     fn judge_all(&self, requests: &[VerifyRequest]) -> Result<Vec<VerifyResponse>, Status> {
         let providers = self.state.providers.load();
-        if let Some(unknown) = requests.iter().find(|r| {
-            !r.provider.is_empty() && !providers.list().iter().any(|p| p.name == r.provider)
-        }) {
-            return Err(Status::invalid_argument(format!(
-                "unknown provider {:?}",
-                unknown.provider
-            )));
-        }
+        check_provider_names(&providers, requests)?;
         let tokens: Vec<(&str, Selector<'_>)> = requests
             .iter()
-            .map(|r| {
-                let selector = if r.provider.is_empty() {
-                    Selector::Issuer(None)
-                } else {
-                    Selector::Name(&r.provider)
-                };
-                (r.token.as_str(), selector)
-            })
+            .map(|r| (r.token.as_str(), selector(r)))
             .collect();
         let responses = judge_batch(
             &tokens,
@@ -57,6 +43,44 @@ impl VerifierService {
         .map(to_response)
         .collect();
         Ok(responses)
+    }
+
+    /// One token; its signature is checked by [`ServiceState::check_signature`], so Ed25519
+    /// signatures of `Verify` calls ready on this core share a batch.
+    async fn judge_one(&self, request: &VerifyRequest) -> Result<VerifyResponse, Status> {
+        let providers = self.state.providers.load_full();
+        check_provider_names(&providers, std::slice::from_ref(request))?;
+        let judged = match judge_begin(&request.token, selector(request), &providers) {
+            Ok(pending) => {
+                let signature = self.state.check_signature(pending.job()).await;
+                pending.finish(signature, (self.state.clock)())
+            }
+            Err(failed) => Err(failed),
+        };
+        Ok(to_response(judged))
+    }
+}
+
+/// A request names an unknown provider: the caller's mistake, so an error, not a verdict.
+fn check_provider_names(providers: &Providers, requests: &[VerifyRequest]) -> Result<(), Status> {
+    match requests
+        .iter()
+        .find(|r| !r.provider.is_empty() && !providers.list().iter().any(|p| p.name == r.provider))
+    {
+        Some(unknown) => Err(Status::invalid_argument(format!(
+            "unknown provider {:?}",
+            unknown.provider
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// By name when the request names a provider, else by the token's `iss`.
+fn selector(request: &VerifyRequest) -> Selector<'_> {
+    if request.provider.is_empty() {
+        Selector::Issuer(None)
+    } else {
+        Selector::Name(&request.provider)
     }
 }
 
@@ -94,11 +118,7 @@ impl Verifier for VerifierService {
         &self,
         request: Request<VerifyRequest>,
     ) -> Result<Response<VerifyResponse>, Status> {
-        let mut responses = self.judge_all(std::slice::from_ref(request.get_ref()))?;
-        responses
-            .pop()
-            .map(Response::new)
-            .ok_or_else(|| Status::internal("no verdict produced"))
+        self.judge_one(request.get_ref()).await.map(Response::new)
     }
 
     async fn verify_batch(
