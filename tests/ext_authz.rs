@@ -688,7 +688,7 @@ async fn concurrent_eddsa_checks_share_batches_and_keep_their_own_verdicts() {
     // Every EdDSA signature went through the batcher, and checks that arrived together shared
     // batches (counted over all results: a round with a tampered token fails its batch).
     let sum = |name: &str| -> f64 {
-        ["valid", "invalid", "single"]
+        ["valid", "invalid", "single", "paused"]
             .iter()
             .filter_map(|result| server.metric_where(name, &[("result", result)]))
             .sum()

@@ -610,7 +610,7 @@ async fn concurrent_verify_calls_share_signature_batches() {
         }
     }
     let sum = |name: &str| -> f64 {
-        ["valid", "invalid", "single"]
+        ["valid", "invalid", "single", "paused"]
             .iter()
             .filter_map(|result| server.metric_where(name, &[("result", result)]))
             .sum()

@@ -10,16 +10,17 @@
 //! that fails (at least one bad signature) answers "check it alone" to every waiter, so one
 //! forgery never changes its neighbours' verdicts; it costs them one batch's work on top of
 //! their single checks (~13 + 43 µs per signature instead of 43 µs), which bounds what an
-//! attacker mixing bad signatures into the traffic can take away. Splitting failed batches in
-//! halves was tried and left out: with many bad signatures its repeated batches cost more than
-//! that bound.
+//! attacker mixing bad signatures into the traffic can take away; and after a failed batch the
+//! core checks its next [`PAUSE_AFTER_FAILURE`] batches' signatures alone before trying again,
+//! so sustained bad signatures cost about nothing over not batching. Splitting failed batches
+//! in halves was tried and left out: with many bad signatures its repeated batches cost more.
 //!
 //! Requests on one core never wait for another core: the open batch is found through a
 //! thread-local, and the flush runs on the same single-threaded runtime.
 
 use crate::crypto::{Ed25519BatchKey, verify_ed25519_batch};
 use crate::telemetry::names::{self, labels};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::oneshot;
 
@@ -49,9 +50,16 @@ struct Batch {
 
 type Shared = Arc<Mutex<Batch>>;
 
+/// After a failed batch, this many of the core's next batches are not attempted (their
+/// signatures are checked alone), so bad signatures in the traffic cost about nothing over not
+/// batching; then batching is tried again.
+pub const PAUSE_AFTER_FAILURE: u32 = 16;
+
 thread_local! {
     /// The batch this core's requests are joining, if one is open.
     static OPEN: RefCell<Option<Shared>> = const { RefCell::new(None) };
+    /// Batches still to skip after a failure on this core.
+    static PAUSED: Cell<u32> = const { Cell::new(0) };
 }
 
 /// Checks `signature` over `message` by `key` in this core's current batch. `true`: verified
@@ -109,17 +117,25 @@ async fn flush(batch: Shared) {
         batch.closed = true;
         std::mem::take(&mut batch.jobs)
     };
-    let valid = jobs.len() >= MIN_BATCH && {
+    let paused = PAUSED.get();
+    let attempt = jobs.len() >= MIN_BATCH && paused == 0;
+    let valid = attempt && {
         let triples: Vec<(Ed25519BatchKey, &[u8], &[u8])> = jobs
             .iter()
             .map(|job| (job.key, &*job.message, &*job.signature))
             .collect();
         verify_ed25519_batch(&triples)
     };
-    let result = match (valid, jobs.len() >= MIN_BATCH) {
-        (true, _) => labels::VALID,
-        (false, true) => labels::INVALID,
-        (false, false) => labels::SINGLE,
+    let result = if jobs.len() < MIN_BATCH {
+        labels::SINGLE
+    } else if !attempt {
+        PAUSED.set(paused - 1);
+        labels::PAUSED
+    } else if valid {
+        labels::VALID
+    } else {
+        PAUSED.set(PAUSE_AFTER_FAILURE);
+        labels::INVALID
     };
     metrics::counter!(names::SIGNATURE_BATCHES_TOTAL, labels::RESULT => result).increment(1);
     metrics::counter!(names::SIGNATURE_BATCH_SIGNATURES_TOTAL, labels::RESULT => result)
@@ -189,6 +205,28 @@ mod tests {
                 }
             }
         }
+        // The failed batch paused batching on this core: the next batches are checked alone,
+        // then batching resumes.
+        let group = |count: usize| {
+            runtime.block_on(async {
+                let tasks: Vec<_> = (0..count)
+                    .map(|n| {
+                        let message = format!("again {n}").into_bytes();
+                        let signature = pair.sign(&message).as_ref().to_vec();
+                        tokio::spawn(async move { verify(batch_key, &message, &signature).await })
+                    })
+                    .collect();
+                let mut batched = Vec::new();
+                for task in tasks {
+                    batched.push(task.await.expect("task"));
+                }
+                batched
+            })
+        };
+        for round in 0..PAUSE_AFTER_FAILURE {
+            assert!(group(4).iter().all(|b| !b), "paused round {round}");
+        }
+        assert!(group(4).iter().all(|b| *b), "batching resumes");
         // A signature of the wrong size never joins a batch.
         let short = runtime.block_on(verify(batch_key, b"m", &[0u8; 63]));
         assert!(!short);

@@ -43,7 +43,8 @@ pub const CONFIG_RELOADS_TOTAL: &str = "verdict_config_reloads_total";
 
 /// Counter of Ed25519 signature batches a core checked across requests. Label:
 /// [`labels::RESULT`]: `valid` (every signature verified together), `invalid` (at least one did
-/// not, so each was checked alone), `single` (only one request was ready: checked alone).
+/// not, so each was checked alone), `single` (only one request was ready: checked alone),
+/// `paused` (not attempted after a recent failure on the core: checked alone).
 pub const SIGNATURE_BATCHES_TOTAL: &str = "verdict_signature_batches_total";
 
 /// Counter of the signatures in those batches, by the same [`labels::RESULT`]; divided by
@@ -87,6 +88,9 @@ pub mod labels {
     pub const INVALID: &str = "invalid";
     /// `result` value of a signature "batch" of one, checked alone.
     pub const SINGLE: &str = "single";
+    /// `result` value of a signature batch not attempted because a recent one failed on the
+    /// same core: its signatures were checked alone.
+    pub const PAUSED: &str = "paused";
     /// `kind` value: the worker runs tokio-uring (io_uring).
     pub const IO_URING: &str = "io_uring";
     /// `kind` value: the worker runs a plain current-thread tokio runtime (epoll).
