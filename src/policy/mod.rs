@@ -10,8 +10,8 @@ pub mod provider;
 
 pub use provider::{
     Allowed, CredentialSource, Deciding, Decision, Denied, Failed, Judged, PendingDecision,
-    PendingJudgment, Provider, Providers, RequestView, Selector, decide, decide_begin, judge,
-    judge_batch, judge_begin,
+    PendingJudgment, Provider, Providers, RequestView, Selector, decide_begin, judge_batch,
+    judge_begin,
 };
 
 use crate::crypto::{Backend, PreparedKey, VerifyJob};

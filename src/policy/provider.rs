@@ -310,20 +310,6 @@ fn readable_alg(token: &str, reason: Reject) -> Option<Algorithm> {
     }
 }
 
-/// Judges one token (see [`judge_batch`]).
-pub fn judge<'p>(
-    token: &str,
-    selector: Selector<'_>,
-    providers: &'p Providers,
-    backend: &dyn Backend,
-    now: u64,
-) -> Result<Judged<'p>, Failed<'p>> {
-    let (provider, pending) = prepare(token, selector, providers)?;
-    let job = pending.job();
-    let signature = backend.verify(job.key, job.message, job.signature);
-    conclude(provider, pending, signature, now)
-}
-
 /// Selects the provider, parses the token within its limits and picks the key: everything
 /// before the signature check.
 fn prepare<'t, 'p>(
@@ -345,7 +331,7 @@ fn prepare<'t, 'p>(
     Ok((provider, pending))
 }
 
-/// The second half shared by [`judge`] and [`judge_batch`]: given the signature result, check
+/// The second half shared by [`judge_begin`] and [`judge_batch`]: given the signature result, check
 /// the claims and the provider's required scopes.
 fn conclude<'p>(
     provider: &'p Provider,
@@ -370,24 +356,6 @@ fn conclude<'p>(
         alg,
         claims: verified.claims,
     })
-}
-
-/// Decides one request: extract the credential, select the provider by `iss`, verify, check
-/// scopes, render claim headers.
-pub fn decide(
-    request: &RequestView<'_>,
-    providers: &Providers,
-    backend: &dyn Backend,
-    now: u64,
-) -> Decision {
-    match decide_begin(request, providers) {
-        Deciding::Done(decision) => decision,
-        Deciding::Signature(pending) => {
-            let job = pending.job();
-            let signature = backend.verify(job.key, job.message, job.signature);
-            pending.finish(signature, now)
-        }
-    }
 }
 
 /// A decision either already made (no credential, unknown issuer, malformed token, unknown key,
@@ -440,8 +408,8 @@ impl<'p> PendingJudgment<'_, 'p> {
     }
 }
 
-/// The first half of [`judge`]: everything before the signature check, so the caller can check
-/// the signature however it likes (alone, or batched with other requests').
+/// Judges one token up to its signature check, so the caller can check the signature however it
+/// likes (alone, or batched with other requests') and then call [`PendingJudgment::finish`].
 pub fn judge_begin<'t, 'p>(
     token: &'t str,
     selector: Selector<'_>,
@@ -451,7 +419,9 @@ pub fn judge_begin<'t, 'p>(
     Ok(PendingJudgment { provider, pending })
 }
 
-/// The first half of [`decide`]: everything before the signature check.
+/// Decides one request up to its signature check: extract the credential, select the provider
+/// by `iss`, parse the token and pick the key. [`PendingDecision::finish`] then checks the
+/// claims and scopes and renders the claim headers.
 pub fn decide_begin<'t, 'p>(
     request: &RequestView<'t>,
     providers: &'p Providers,
