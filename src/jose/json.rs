@@ -160,7 +160,7 @@ pub fn walk_object_wanted<'de>(
                 Some(index) => take(index, scanner.shallow_value(1)?),
                 None => scanner.skip_value(1)?,
             }
-            if !scanner.object_continues()? {
+            if !scanner.continues(b'}')? {
                 break;
             }
         }
@@ -495,33 +495,17 @@ impl<'de> Scanner<'de, '_> {
         }
     }
 
-    /// After a member value: `,` (true, another member follows) or `}` (false).
+    /// After a member or an element: `,` (true, another follows) or the container's `close`
+    /// (false).
     #[inline]
-    fn object_continues(&mut self) -> Result<bool, StrictJsonError> {
+    fn continues(&mut self, close: u8) -> Result<bool, StrictJsonError> {
         self.skip_ws();
         match self.peek() {
             Some(b',') => {
                 self.pos += 1;
                 Ok(true)
             }
-            Some(b'}') => {
-                self.pos += 1;
-                Ok(false)
-            }
-            _ => Err(StrictJsonError::Invalid),
-        }
-    }
-
-    /// After an array element: `,` (true) or `]` (false).
-    #[inline]
-    fn array_continues(&mut self) -> Result<bool, StrictJsonError> {
-        self.skip_ws();
-        match self.peek() {
-            Some(b',') => {
-                self.pos += 1;
-                Ok(true)
-            }
-            Some(b']') => {
+            Some(byte) if byte == close => {
                 self.pos += 1;
                 Ok(false)
             }
@@ -630,16 +614,14 @@ impl<'de> Scanner<'de, '_> {
     #[inline(always)]
     fn string(&mut self) -> Result<Cow<'de, str>, StrictJsonError> {
         let (start, escaped) = self.scan_string()?;
-        // The quotes are ASCII, so this slice lies on character boundaries.
-        let raw = self
-            .text
-            .get(start..self.pos - 1)
-            .ok_or(StrictJsonError::Invalid)?;
         if escaped {
-            unescape(raw).map(Cow::Owned)
-        } else {
-            Ok(Cow::Borrowed(raw))
+            return self.decoded(start).map(Cow::Owned);
         }
+        // The quotes are ASCII, so this slice lies on character boundaries.
+        self.text
+            .get(start..self.pos - 1)
+            .map(Cow::Borrowed)
+            .ok_or(StrictJsonError::Invalid)
     }
 
     /// A number per RFC 8259 §6; returns its text, and its `f64` value unless it is an integer
@@ -742,7 +724,7 @@ impl<'de> Scanner<'de, '_> {
                     self.expect(b':')?;
                     self.skip_ws();
                     self.skip_value(depth + 1)?;
-                    if !self.object_continues()? {
+                    if !self.continues(b'}')? {
                         return Ok(());
                     }
                 }
@@ -754,7 +736,7 @@ impl<'de> Scanner<'de, '_> {
                 loop {
                     self.skip_ws();
                     self.skip_value(depth + 1)?;
-                    if !self.array_continues()? {
+                    if !self.continues(b']')? {
                         return Ok(());
                     }
                 }
@@ -784,7 +766,7 @@ impl<'de> Scanner<'de, '_> {
                         all_strings = false;
                         self.skip_value(depth + 1)?;
                     }
-                    if !self.array_continues()? {
+                    if !self.continues(b']')? {
                         break;
                     }
                 }
@@ -829,7 +811,7 @@ impl<'de> Scanner<'de, '_> {
             self.skip_ws();
             let value = self.build_value(depth + 1)?;
             map.insert(name, value);
-            if !self.object_continues()? {
+            if !self.continues(b'}')? {
                 return Ok(map);
             }
         }
@@ -848,7 +830,7 @@ impl<'de> Scanner<'de, '_> {
                 loop {
                     self.skip_ws();
                     items.push(self.build_value(depth + 1)?);
-                    if !self.array_continues()? {
+                    if !self.continues(b']')? {
                         return Ok(Value::Array(items));
                     }
                 }
