@@ -388,6 +388,16 @@ impl Server {
         find_series(&self.metrics_text(), name, labels)
     }
 
+    /// The sum of every `name` series, whatever their labels (0 when there is none).
+    pub fn metric_sum(&self, name: &str) -> f64 {
+        self.metrics_text()
+            .lines()
+            .filter_map(parse_series)
+            .filter(|(series, _, _)| series == name)
+            .map(|(_, _, value)| value)
+            .sum()
+    }
+
     /// Polls [`Server::metric_where`] until `accept` holds (bounded by `timeout`); returns the
     /// last value seen either way.
     pub fn wait_metric(
@@ -694,11 +704,6 @@ impl Server {
 
     /// The sum of `verdict_worker_connections` over all workers.
     pub fn open_connections(&self) -> f64 {
-        self.metrics_text()
-            .lines()
-            .filter_map(parse_series)
-            .filter(|(name, _, _)| name == "verdict_worker_connections")
-            .map(|(_, _, value)| value)
-            .sum()
+        self.metric_sum("verdict_worker_connections")
     }
 }
