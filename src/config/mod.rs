@@ -331,6 +331,18 @@ mod tests {
         assert_eq!(corp.token_cookie.as_deref(), Some("session"));
         assert_eq!(corp.token_query.as_deref(), Some("access_token"));
         assert_eq!(corp.refresh_interval_s, 120);
+        assert_eq!(
+            (
+                corp.min_refresh_s,
+                corp.max_refresh_s,
+                corp.kid_miss_refetch_interval_s,
+                corp.kid_miss_wait_ms,
+                corp.max_stale_s,
+                corp.fetch_timeout_ms,
+                corp.max_response_bytes,
+            ),
+            (30, 1800, 10, 250, 43200, 5000, 262_144)
+        );
 
         let partner = config.provider("partner").expect("partner");
         assert_eq!(
@@ -392,7 +404,7 @@ mod tests {
                 11,
             ),
             ("admin", format!("[admin]\nzz_unknown = 1\n{PROVIDER}"), 2),
-            ("providers", provider_with("zz_unknown = 1"), 20),
+            ("providers", provider_with("zz_unknown = 1"), 27),
             ("top level", format!("zz_unknown = 1\n{PROVIDER}"), 3),
         ];
         for (table, text, count) in tables {

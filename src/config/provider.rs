@@ -95,6 +95,35 @@ pub struct ProviderConfig {
     /// (`jwks_uri`, `discovery_uri`) are refetched; ignored for local ones.
     #[serde(default = "default_refresh_interval_s")]
     pub refresh_interval_s: u64,
+    /// `min_refresh_s` (default 60, at least 1): the shortest refresh period an IdP's
+    /// `Cache-Control: max-age` (or `no-cache`) can ask for.
+    #[serde(default = "default_min_refresh_s")]
+    pub min_refresh_s: u64,
+    /// `max_refresh_s` (default 3600, at least `min_refresh_s`): the longest refresh period an
+    /// IdP's `max-age` can ask for, so a removed key stops verifying within this bound.
+    #[serde(default = "default_max_refresh_s")]
+    pub max_refresh_s: u64,
+    /// `kid_miss_refetch_interval_s` (default 5, at least 1): at most one refetch per this
+    /// period for tokens whose `kid` is not in the key set (a forged-`kid` flood costs the IdP
+    /// one fetch per period).
+    #[serde(default = "default_kid_miss_refetch_interval_s")]
+    pub kid_miss_refetch_interval_s: u64,
+    /// `kid_miss_wait_ms` (default 500, at most 10000; 0 = never wait): how long a check whose
+    /// `kid` is unknown waits for that refetch before it is denied.
+    #[serde(default = "default_kid_miss_wait_ms")]
+    pub kid_miss_wait_ms: u64,
+    /// `max_stale_s` (default 86400, at least 1): how long the last good remote key set keeps
+    /// serving while its IdP fails; then the provider fails closed (`no_keys`, `/readyz` 503).
+    #[serde(default = "default_max_stale_s")]
+    pub max_stale_s: u64,
+    /// `fetch_timeout_ms` (default 10000, 100 to 60000): the whole of one discovery or JWKS
+    /// fetch, connection included (a server dripping its answer is cut off at this bound).
+    #[serde(default = "default_fetch_timeout_ms")]
+    pub fetch_timeout_ms: u64,
+    /// `max_response_bytes` (default 1048576, 1024 to 16777216): the largest discovery or JWKS
+    /// document accepted.
+    #[serde(default = "default_max_response_bytes")]
+    pub max_response_bytes: usize,
 }
 
 fn default_algorithms() -> Vec<Algorithm> {
@@ -123,6 +152,39 @@ fn default_token_scheme() -> String {
 const fn default_refresh_interval_s() -> u64 {
     300
 }
+
+const fn default_min_refresh_s() -> u64 {
+    60
+}
+
+const fn default_max_refresh_s() -> u64 {
+    3600
+}
+
+const fn default_kid_miss_refetch_interval_s() -> u64 {
+    5
+}
+
+const fn default_kid_miss_wait_ms() -> u64 {
+    500
+}
+
+const fn default_max_stale_s() -> u64 {
+    86_400
+}
+
+const fn default_fetch_timeout_ms() -> u64 {
+    10_000
+}
+
+const fn default_max_response_bytes() -> usize {
+    1 << 20
+}
+
+/// Bounds of the key-fetch settings, checked by [`check_provider`].
+const MAX_KID_MISS_WAIT_MS: u64 = 10_000;
+const FETCH_TIMEOUT_MS: std::ops::RangeInclusive<u64> = 100..=60_000;
+const MAX_RESPONSE_BYTES: std::ops::RangeInclusive<usize> = 1024..=(16 << 20);
 
 /// One algorithm name; a newtype so that a bad name's error carries its array index.
 struct AlgorithmName(Algorithm);
@@ -165,6 +227,13 @@ impl ProviderConfig {
             token_cookie: None,
             token_query: None,
             refresh_interval_s: default_refresh_interval_s(),
+            min_refresh_s: default_min_refresh_s(),
+            max_refresh_s: default_max_refresh_s(),
+            kid_miss_refetch_interval_s: default_kid_miss_refetch_interval_s(),
+            kid_miss_wait_ms: default_kid_miss_wait_ms(),
+            max_stale_s: default_max_stale_s(),
+            fetch_timeout_ms: default_fetch_timeout_ms(),
+            max_response_bytes: default_max_response_bytes(),
         };
         match source {
             KeySource::File(path) => provider.jwks_file = Some(path),
@@ -282,10 +351,58 @@ pub(super) fn check_provider(provider: &ProviderConfig, at: &str) -> Result<(), 
     }
     check_claims_to_headers(&provider.claims_to_headers, at)?;
     check_credential_sources(provider, at)?;
-    if provider.refresh_interval_s == 0 {
+    check_refresh(provider, at)
+}
+
+/// The key-fetch timing and bounds.
+fn check_refresh(provider: &ProviderConfig, at: &str) -> Result<(), Invalid> {
+    for (key, value) in [
+        ("refresh_interval_s", provider.refresh_interval_s),
+        ("min_refresh_s", provider.min_refresh_s),
+        ("max_refresh_s", provider.max_refresh_s),
+        (
+            "kid_miss_refetch_interval_s",
+            provider.kid_miss_refetch_interval_s,
+        ),
+        ("max_stale_s", provider.max_stale_s),
+    ] {
+        if value == 0 {
+            return Err(invalid(format!("{at}.{key}"), "must be at least 1 second"));
+        }
+    }
+    if provider.max_refresh_s < provider.min_refresh_s {
         return Err(invalid(
-            format!("{at}.refresh_interval_s"),
-            "must be at least 1 second",
+            format!("{at}.max_refresh_s"),
+            format!(
+                "{} is below min_refresh_s ({})",
+                provider.max_refresh_s, provider.min_refresh_s
+            ),
+        ));
+    }
+    if provider.kid_miss_wait_ms > MAX_KID_MISS_WAIT_MS {
+        return Err(invalid(
+            format!("{at}.kid_miss_wait_ms"),
+            format!("at most {MAX_KID_MISS_WAIT_MS} ms"),
+        ));
+    }
+    if !FETCH_TIMEOUT_MS.contains(&provider.fetch_timeout_ms) {
+        return Err(invalid(
+            format!("{at}.fetch_timeout_ms"),
+            format!(
+                "must be between {} and {} ms",
+                FETCH_TIMEOUT_MS.start(),
+                FETCH_TIMEOUT_MS.end()
+            ),
+        ));
+    }
+    if !MAX_RESPONSE_BYTES.contains(&provider.max_response_bytes) {
+        return Err(invalid(
+            format!("{at}.max_response_bytes"),
+            format!(
+                "must be between {} and {} bytes",
+                MAX_RESPONSE_BYTES.start(),
+                MAX_RESPONSE_BYTES.end()
+            ),
         ));
     }
     Ok(())
@@ -462,6 +579,45 @@ mod tests {
             &provider_with("refresh_interval_s = 0"),
             "providers[0].refresh_interval_s",
         );
+    }
+
+    #[test]
+    fn key_fetch_settings_default_and_bounds() {
+        let p = provider(PROVIDER);
+        assert_eq!(
+            (
+                p.min_refresh_s,
+                p.max_refresh_s,
+                p.kid_miss_refetch_interval_s,
+                p.kid_miss_wait_ms,
+                p.max_stale_s,
+                p.fetch_timeout_ms,
+                p.max_response_bytes,
+            ),
+            (60, 3600, 5, 500, 86_400, 10_000, 1 << 20)
+        );
+        // Every interval may be as short as one second (tests and fast-rotating IdPs).
+        let fast = provider(&provider_with(
+            "refresh_interval_s = 1\nmin_refresh_s = 1\nmax_refresh_s = 1\nkid_miss_refetch_interval_s = 1\nmax_stale_s = 1\nkid_miss_wait_ms = 0",
+        ));
+        assert_eq!((fast.min_refresh_s, fast.max_stale_s), (1, 1));
+        for (line, key) in [
+            ("min_refresh_s = 0", "min_refresh_s"),
+            ("max_refresh_s = 0", "max_refresh_s"),
+            (
+                "kid_miss_refetch_interval_s = 0",
+                "kid_miss_refetch_interval_s",
+            ),
+            ("max_stale_s = 0", "max_stale_s"),
+            ("min_refresh_s = 100\nmax_refresh_s = 50", "max_refresh_s"),
+            ("kid_miss_wait_ms = 10001", "kid_miss_wait_ms"),
+            ("fetch_timeout_ms = 99", "fetch_timeout_ms"),
+            ("fetch_timeout_ms = 60001", "fetch_timeout_ms"),
+            ("max_response_bytes = 1023", "max_response_bytes"),
+            ("max_response_bytes = 16777217", "max_response_bytes"),
+        ] {
+            rejects(&provider_with(line), &format!("providers[0].{key}"));
+        }
     }
 
     #[test]

@@ -2,8 +2,14 @@
 //!
 //! A [`KeySet`] is built once from a JWKS (parsed by `jose`, prepared by a crypto backend) and
 //! never mutated; a refresh builds a new one and swaps it in. Selection by `kid` and algorithm
-//! is a hash lookup.
+//! is a hash lookup. [`live`] keeps remote (`jwks_uri`, `discovery_uri`) and watched-file key
+//! sets current, [`fetch`] is their bounded HTTP client and [`schedule`] the sans-IO timing
+//! rules, rate limit and forged-`kid` memory.
 #![forbid(unsafe_code)]
+
+pub mod fetch;
+pub mod live;
+pub mod schedule;
 
 use crate::crypto::{Backend, PrepareError, PreparedKey};
 use crate::jose::{Algorithm, Header, Jwk, JwkError, Reject, parse_jwks};

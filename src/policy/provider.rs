@@ -5,6 +5,7 @@ use super::{TokenPolicy, begin};
 use crate::crypto::{Backend, VerifyJob};
 use crate::jose::{Algorithm, Reject, peek_issuer};
 use crate::keys::KeySet;
+use crate::keys::live::{KeyState, LiveSource};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -93,7 +94,7 @@ fn find_cookie<'a>(cookies: &'a str, name: &str) -> Option<&'a str> {
 }
 
 /// One configured issuer with its keys and rules.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Provider {
     /// The provider's configured name (metrics label).
     pub name: String,
@@ -101,14 +102,45 @@ pub struct Provider {
     pub policy: TokenPolicy,
     /// The current key set snapshot.
     pub keys: Arc<KeySet>,
-    /// When the key set was loaded (Unix seconds).
-    pub keys_loaded_at: u64,
+    /// Bumped whenever `keys` changes (see [`KeyState::generation`]).
+    pub keys_generation: u64,
+    /// When the key set was loaded or last confirmed by its source (Unix seconds); `None`
+    /// before the first good one.
+    pub keys_loaded_at: Option<u64>,
+    /// The key source's last failure, while it keeps failing.
+    pub keys_error: Option<String>,
+    /// The live source refetching this provider's keys (remote and watched-file sources); the
+    /// request path asks it for a refetch when a token's `kid` is unknown.
+    pub live: Option<Arc<LiveSource>>,
     /// Claim name → request header name added upstream on allow.
     pub claims_to_headers: Vec<(String, String)>,
     /// Scopes that must all be granted (`scope` string or `scp` array), else 403.
     pub required_scopes: Vec<String>,
     /// Where the credential is found.
     pub source: CredentialSource,
+}
+
+impl Provider {
+    /// This provider serving `state`'s keys.
+    pub fn with_key_state(&self, state: KeyState) -> Provider {
+        Provider {
+            keys: state.keys,
+            keys_generation: state.generation,
+            keys_loaded_at: state.loaded_at,
+            keys_error: state.last_error,
+            ..self.clone()
+        }
+    }
+
+    /// The provider's key state (for carrying keys over a reload).
+    pub fn key_state(&self) -> KeyState {
+        KeyState {
+            keys: Arc::clone(&self.keys),
+            generation: self.keys_generation,
+            loaded_at: self.keys_loaded_at,
+            last_error: self.keys_error.clone(),
+        }
+    }
 }
 
 /// An immutable set of providers, selected by `iss` with one hash lookup.
@@ -150,6 +182,55 @@ impl Providers {
             .get(issuer)
             .and_then(|index| self.list.get(*index))
     }
+
+    /// The provider with this configured name.
+    pub fn by_name(&self, name: &str) -> Option<&Provider> {
+        self.list.iter().find(|p| p.name == name)
+    }
+
+    /// The same providers with the one at `index` serving `state` (a key source's new
+    /// snapshot); `None` when there is no such provider.
+    pub fn with_key_state(&self, index: usize, state: KeyState) -> Option<Providers> {
+        let mut list = self.list.clone();
+        let slot = list.get_mut(index)?;
+        *slot = slot.with_key_state(state);
+        Some(Providers::new(list))
+    }
+
+    /// The request's credential and the source it came from, in the providers' source order.
+    fn credential<'a>(&self, request: &RequestView<'a>) -> Option<(&'a str, &CredentialSource)> {
+        self.sources
+            .iter()
+            .find_map(|source| source.extract(request).map(|t| (t, source)))
+    }
+
+    /// For a request denied with `unknown_key` by `provider`: that provider and the `kid` its
+    /// token named (empty when it named none), so the caller can ask for a refetch.
+    pub fn unknown_kid<'p>(
+        &'p self,
+        decision: &Decision,
+        request: &RequestView<'_>,
+    ) -> Option<(&'p Provider, String)> {
+        let Decision::Deny(denied, Some(name)) = decision else {
+            return None;
+        };
+        if denied.reason != Reject::UnknownKey {
+            return None;
+        }
+        let provider = self.by_name(name)?;
+        let (token, _) = self.credential(request)?;
+        Some((provider, token_kid(token).unwrap_or_default()))
+    }
+}
+
+/// The `kid` of a compact JWS's header, if it parses and names one.
+pub fn token_kid(token: &str) -> Option<String> {
+    let header_b64 = token.split('.').next()?;
+    let header = crate::jose::b64::decode(header_b64.as_bytes())?;
+    crate::jose::jws::parse_header(&header)
+        .ok()?
+        .kid
+        .map(|kid| kid.to_string())
 }
 
 /// An allowed request.
@@ -426,11 +507,7 @@ pub fn decide_begin<'t, 'p>(
     request: &RequestView<'t>,
     providers: &'p Providers,
 ) -> Deciding<'t, 'p> {
-    let Some((token, source)) = providers
-        .sources
-        .iter()
-        .find_map(|source| source.extract(request).map(|t| (t, source)))
-    else {
+    let Some((token, source)) = providers.credential(request) else {
         return Deciding::Done(Decision::Deny(
             Denied {
                 reason: Reject::MissingCredential,

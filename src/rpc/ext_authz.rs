@@ -7,7 +7,7 @@
 
 use super::ServiceState;
 use crate::jose::Reject;
-use crate::policy::{Deciding, Decision, RequestView, decide_begin};
+use crate::policy::{Decision, RequestView};
 use envoy_types::pb::envoy::config::core::v3::{HeaderValue, HeaderValueOption};
 use envoy_types::pb::envoy::service::auth::v3::authorization_server::Authorization;
 use envoy_types::pb::envoy::service::auth::v3::check_response::HttpResponse;
@@ -53,14 +53,7 @@ impl ExtAuthz {
             headers: &headers,
             path,
         };
-        let providers = self.state.providers.load_full();
-        match decide_begin(&view, &providers) {
-            Deciding::Done(decision) => decision,
-            Deciding::Signature(pending) => {
-                let signature = self.state.check_signature(pending.job()).await;
-                pending.finish(signature, (self.state.clock)())
-            }
-        }
+        self.state.decide(&view).await
     }
 }
 

@@ -10,7 +10,8 @@ pub mod verifier;
 
 use crate::crypto::{Backend, VerifyJob};
 use crate::jose::Reject;
-use crate::policy::Providers;
+use crate::keys::live::KidMiss;
+use crate::policy::{Deciding, Decision, Providers, RequestView, decide_begin};
 use crate::runtime::ed25519_batcher;
 use arc_swap::ArcSwap;
 use std::sync::Arc;
@@ -56,6 +57,44 @@ impl ServiceState {
             return Ok(());
         }
         self.backend.verify(job.key, job.message, job.signature)
+    }
+}
+
+impl ServiceState {
+    /// Decides one request on the current providers snapshot. A token whose `kid` its
+    /// provider's key set lacks waits, at most the provider's `kid_miss_wait_ms`, for a refetch
+    /// of that key set (rate-limited and single-flight, see [`crate::keys::live`]) and is then
+    /// decided again on the new snapshot; every other request is decided without waiting.
+    pub async fn decide(&self, view: &RequestView<'_>) -> Decision {
+        let providers = self.providers.load_full();
+        let decision = self.decide_on(view, &providers).await;
+        let Some((provider, kid)) = providers.unknown_kid(&decision, view) else {
+            return decision;
+        };
+        let Some(live) = provider.live.clone() else {
+            return decision;
+        };
+        if live.on_unknown_kid(&kid, provider.keys_generation).await != KidMiss::Refetched {
+            return decision;
+        }
+        let fresh = self.providers.load_full();
+        let decision = self.decide_on(view, &fresh).await;
+        if let Some((provider, kid)) = fresh.unknown_kid(&decision, view)
+            && let Some(live) = &provider.live
+        {
+            live.remember_absent(&kid, provider.keys_generation);
+        }
+        decision
+    }
+
+    async fn decide_on(&self, view: &RequestView<'_>, providers: &Providers) -> Decision {
+        match decide_begin(view, providers) {
+            Deciding::Done(decision) => decision,
+            Deciding::Signature(pending) => {
+                let signature = self.check_signature(pending.job()).await;
+                pending.finish(signature, (self.clock)())
+            }
+        }
     }
 }
 

@@ -8,7 +8,10 @@ use super::proto::{
 };
 use crate::jose::{Algorithm, Limits, Reject, parse_jwk};
 use crate::keys::KeySet;
+use crate::keys::live::{KidMiss, LiveSource};
+use crate::policy::provider::token_kid;
 use crate::policy::{Failed, Judged, Providers, Selector, judge_batch, judge_begin, verify_jws};
+use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 /// Largest batch accepted in one VerifyBatch call.
@@ -46,19 +49,53 @@ impl VerifierService {
     }
 
     /// One token; its signature is checked by [`ServiceState::check_signature`], so Ed25519
-    /// signatures of `Verify` calls ready on this core share a batch.
+    /// signatures of `Verify` calls ready on this core share a batch. An unknown `kid` waits
+    /// (bounded) for its provider's refetch, as in ext_authz.
     async fn judge_one(&self, request: &VerifyRequest) -> Result<VerifyResponse, Status> {
         let providers = self.state.providers.load_full();
         check_provider_names(&providers, std::slice::from_ref(request))?;
-        let judged = match judge_begin(&request.token, selector(request), &providers) {
+        let judged = self.judge_on(request, &providers).await;
+        let Some((live, generation)) = unknown_key_source(&judged) else {
+            return Ok(to_response(judged));
+        };
+        let kid = token_kid(&request.token).unwrap_or_default();
+        if live.on_unknown_kid(&kid, generation).await != KidMiss::Refetched {
+            return Ok(to_response(judged));
+        }
+        let fresh = self.state.providers.load_full();
+        let judged = self.judge_on(request, &fresh).await;
+        if let Some((live, generation)) = unknown_key_source(&judged) {
+            live.remember_absent(&kid, generation);
+        }
+        Ok(to_response(judged))
+    }
+
+    async fn judge_on<'p>(
+        &self,
+        request: &VerifyRequest,
+        providers: &'p Providers,
+    ) -> Result<Judged<'p>, Failed<'p>> {
+        match judge_begin(&request.token, selector(request), providers) {
             Ok(pending) => {
                 let signature = self.state.check_signature(pending.job()).await;
                 pending.finish(signature, (self.state.clock)())
             }
             Err(failed) => Err(failed),
-        };
-        Ok(to_response(judged))
+        }
     }
+}
+
+/// For a token refused with `unknown_key` by a provider with a live key source: that source
+/// and the key-set generation that lacked the `kid`.
+fn unknown_key_source(judged: &Result<Judged<'_>, Failed<'_>>) -> Option<(Arc<LiveSource>, u64)> {
+    let Err(failed) = judged else {
+        return None;
+    };
+    if failed.reason != Reject::UnknownKey {
+        return None;
+    }
+    let provider = failed.provider?;
+    Some((provider.live.clone()?, provider.keys_generation))
 }
 
 /// A request names an unknown provider: the caller's mistake, so an error, not a verdict.

@@ -42,8 +42,14 @@ pub struct ProviderReadiness {
     pub ready: bool,
     /// Usable keys in the current key set.
     pub keys: usize,
-    /// Seconds since the current key set was loaded or fetched.
-    pub age_s: u64,
+    /// Seconds since the current key set was loaded or last confirmed by its source; absent
+    /// before the first good one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub age_s: Option<u64>,
+    /// The key source's last failure while it keeps failing (why a provider is not ready, or
+    /// why its keys are getting stale).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// The body of `/readyz`: the overall verdict first so a human reading it with curl sees it.
@@ -135,13 +141,15 @@ mod tests {
                     name: "corp".to_owned(),
                     ready: true,
                     keys: 2,
-                    age_s: 17,
+                    age_s: Some(17),
+                    error: None,
                 },
                 ProviderReadiness {
                     name: "partner".to_owned(),
                     ready,
                     keys: usize::from(ready),
-                    age_s: 3,
+                    age_s: Some(3),
+                    error: (!ready).then(|| "jwks https://idp/jwks: HTTP status 500".to_owned()),
                 },
             ],
         })
@@ -223,6 +231,12 @@ mod tests {
         assert_eq!(json["providers"][1]["name"], "partner");
         assert_eq!(json["providers"][1]["ready"], false);
         assert_eq!(json["providers"][1]["keys"], 0);
+        // The body names why: the provider's last key-source error.
+        assert_eq!(
+            json["providers"][1]["error"],
+            "jwks https://idp/jwks: HTTP status 500"
+        );
+        assert!(json["providers"][0].get("error").is_none());
     }
 
     #[tokio::test]

@@ -5,7 +5,7 @@
 //! keys and values in [`labels`]) rather than string literals, so a typo cannot silently create a
 //! second series.
 
-use metrics::{Unit, describe_counter, describe_gauge};
+use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
 
 /// Counter of answered checks. Labels: [`labels::RESULT`] (`allow`|`deny`), [`labels::REASON`]
 /// (a `Reject` code, or `ok` when allowed), [`labels::PROVIDER`], [`labels::ALG`].
@@ -26,6 +26,36 @@ pub const KEYSET_AGE_SECONDS: &str = "verdict_keyset_age_seconds";
 /// Gauge: usable keys in the provider's current key set. Label: [`labels::PROVIDER`]. Zero means
 /// every token of that provider is rejected with `no_keys`.
 pub const KEYSET_KEYS: &str = "verdict_keyset_keys";
+
+/// Counter of key-set fetches (discovery + JWKS, or a watched file's reload). Labels:
+/// [`labels::PROVIDER`], [`labels::CAUSE`] (`scheduled`|`kid_miss`), [`labels::RESULT`]
+/// (`updated`|`unchanged`|`error`).
+pub const KEYSET_FETCHES_TOTAL: &str = "verdict_keyset_fetches_total";
+
+/// Histogram of key-set fetch durations in seconds. Label: [`labels::PROVIDER`].
+pub const KEYSET_FETCH_DURATION_SECONDS: &str = "verdict_keyset_fetch_duration_seconds";
+
+/// Gauge: Unix time of the provider's last key-set fetch attempt. Label: [`labels::PROVIDER`].
+pub const KEYSET_LAST_FETCH_TIMESTAMP_SECONDS: &str = "verdict_keyset_last_fetch_timestamp_seconds";
+
+/// Gauge: 1 when the provider's last key-set fetch succeeded (a new or unchanged set), else 0.
+/// Label: [`labels::PROVIDER`].
+pub const KEYSET_LAST_FETCH_SUCCESS: &str = "verdict_keyset_last_fetch_success";
+
+/// Gauge: seconds the provider's key set has been served while its IdP fails (0 when the last
+/// fetch succeeded). Label: [`labels::PROVIDER`]. At `max_stale_s` the provider fails closed.
+pub const KEYSET_STALE_SECONDS: &str = "verdict_keyset_stale_seconds";
+
+/// Gauge: keys of the provider's last fetched JWKS that were not loaded (bad or unusable
+/// JWKs; the good ones around them still load). Label: [`labels::PROVIDER`].
+pub const KEYSET_SKIPPED_KEYS: &str = "verdict_keyset_skipped_keys";
+
+/// Counter of checks whose token named a `kid` missing from its provider's key set. Labels:
+/// [`labels::PROVIDER`], [`labels::RESULT`]: `refetch` (this check started a refetch and waited
+/// for it), `joined` (it waited for a fetch already in flight), `rate_limited` (a refetch ran
+/// less than `kid_miss_refetch_interval_s` ago: denied without one), `remembered` (the `kid` is
+/// known to be absent from the current key set: denied with a lookup).
+pub const KEYSET_KID_MISSES_TOTAL: &str = "verdict_keyset_kid_misses_total";
 
 /// Gauge set to 1 per worker, naming the I/O runtime it runs. Labels: [`labels::WORKER`],
 /// [`labels::KIND`] (`io_uring`|`tokio`). Tells an operator which path a host actually took.
@@ -71,6 +101,8 @@ pub mod labels {
     pub const KIND: &str = "kind";
     /// Label key: the crate version on [`super::BUILD_INFO`].
     pub const VERSION: &str = "version";
+    /// Label key: why a key set was fetched.
+    pub const CAUSE: &str = "cause";
     /// Label key of a summary's quantile (Prometheus convention).
     pub const QUANTILE: &str = "quantile";
 
@@ -91,6 +123,14 @@ pub mod labels {
     /// `result` value of a signature batch not attempted because a recent one failed on the
     /// same core: its signatures were checked alone.
     pub const PAUSED: &str = "paused";
+    /// `cause` value: a key-set fetch on the refresh schedule (or the first one).
+    pub const SCHEDULED: &str = "scheduled";
+    /// `cause` value: a key-set fetch for a token whose `kid` was unknown.
+    pub const KID_MISS: &str = "kid_miss";
+    /// `result` value: the fetch brought a new key set.
+    pub const UPDATED: &str = "updated";
+    /// `result` value: the fetch confirmed the current key set (304 or the same document).
+    pub const UNCHANGED: &str = "unchanged";
     /// `kind` value: the worker runs tokio-uring (io_uring).
     pub const IO_URING: &str = "io_uring";
     /// `kind` value: the worker runs a plain current-thread tokio runtime (epoll).
@@ -109,12 +149,46 @@ pub fn describe_all() {
     describe_gauge!(
         KEYSET_AGE_SECONDS,
         Unit::Seconds,
-        "Seconds since the provider's current key set was loaded."
+        "Seconds since the provider's current key set was loaded or last confirmed by its IdP."
     );
     describe_gauge!(
         KEYSET_KEYS,
         Unit::Count,
         "Usable keys in the provider's current key set."
+    );
+    describe_counter!(
+        KEYSET_FETCHES_TOTAL,
+        Unit::Count,
+        "Key-set fetches, by provider, cause and result."
+    );
+    describe_histogram!(
+        KEYSET_FETCH_DURATION_SECONDS,
+        Unit::Seconds,
+        "Duration of key-set fetches, by provider."
+    );
+    describe_gauge!(
+        KEYSET_LAST_FETCH_TIMESTAMP_SECONDS,
+        Unit::Seconds,
+        "Unix time of the provider's last key-set fetch attempt."
+    );
+    describe_gauge!(
+        KEYSET_LAST_FETCH_SUCCESS,
+        "1 when the provider's last key-set fetch succeeded, else 0."
+    );
+    describe_gauge!(
+        KEYSET_STALE_SECONDS,
+        Unit::Seconds,
+        "Seconds the provider's key set has been served while its IdP fails."
+    );
+    describe_gauge!(
+        KEYSET_SKIPPED_KEYS,
+        Unit::Count,
+        "Keys of the provider's last JWKS that were not loaded."
+    );
+    describe_counter!(
+        KEYSET_KID_MISSES_TOTAL,
+        Unit::Count,
+        "Checks whose kid was missing from the provider's key set, by what happened."
     );
     describe_gauge!(
         WORKER_RUNTIME,

@@ -3,11 +3,12 @@
 //! graceful shutdown).
 #![forbid(unsafe_code)]
 
+mod key_sources;
+
 use crate::config::{self, Config, KeySource, ProviderConfig};
 use crate::crypto::{Backend, default_backend};
 use crate::jose::b64;
-use crate::keys::KeySet;
-use crate::policy::{CredentialSource, Provider, Providers};
+use crate::policy::Providers;
 use crate::rpc::ext_authz::ExtAuthz;
 use crate::rpc::proto::verifier_server::VerifierServer;
 use crate::rpc::verifier::VerifierService;
@@ -16,9 +17,11 @@ use crate::runtime::{self, RuntimeOptions, ServeFn};
 use crate::telemetry::{self, ProviderReadiness, Readiness, Telemetry, names};
 use arc_swap::ArcSwap;
 use envoy_types::pb::envoy::service::auth::v3::authorization_server::AuthorizationServer;
+use key_sources::{Snapshot, SourceTask};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 /// Exit status when the server cannot start (bad config, port in use).
@@ -80,13 +83,20 @@ pub fn serve(options: ServeOptions) -> ExitCode {
         }
     };
     let backend: Arc<dyn Backend> = Arc::new(default_backend());
-    let providers = build_providers(&config, &*backend);
+    let snapshot = Snapshot {
+        providers: Arc::new(ArcSwap::from_pointee(Providers::default())),
+        epoch: Arc::new(AtomicU64::new(0)),
+    };
+    let (providers, sources) =
+        key_sources::build(&config, &backend, &snapshot, None, system_clock());
+    snapshot.providers.store(Arc::new(providers));
     let state = ServiceState {
-        providers: Arc::new(ArcSwap::from_pointee(providers)),
+        providers: Arc::clone(&snapshot.providers),
         backend,
         clock: system_clock,
     };
-    match run(config, options.config, state, telemetry, demo) {
+    let keys = KeyWiring { snapshot, sources };
+    match run(config, options.config, state, keys, telemetry, demo) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             tracing::error!("{message}");
@@ -96,10 +106,18 @@ pub fn serve(options: ServeOptions) -> ExitCode {
     }
 }
 
+/// The shared snapshot and the first configuration's source tasks, spawned once the control
+/// runtime exists.
+struct KeyWiring {
+    snapshot: Snapshot,
+    sources: Vec<SourceTask>,
+}
+
 fn run(
     config: Config,
     config_path: Option<PathBuf>,
     state: ServiceState,
+    keys: KeyWiring,
     telemetry: Arc<Telemetry>,
     demo: Option<Demo>,
 ) -> Result<(), String> {
@@ -207,7 +225,14 @@ fn run(
     }
 
     let drain = Duration::from_secs(config.server.drain_timeout_s);
-    control.block_on(control_loop(config, config_path, &state));
+    let tasks = keys.sources.into_iter().map(|t| control.spawn(t)).collect();
+    control.block_on(control_loop(
+        config,
+        config_path,
+        &state,
+        &keys.snapshot,
+        tasks,
+    ));
     tracing::info!("shutting down: no new connections; draining in-flight requests");
     let drained = running.join(drain);
     if !drained {
@@ -223,7 +248,13 @@ fn run(
 
 /// Waits for signals: SIGHUP reloads, SIGTERM/SIGINT return. Also keeps the key-set gauges
 /// current.
-async fn control_loop(mut config: Config, config_path: Option<PathBuf>, state: &ServiceState) {
+async fn control_loop(
+    mut config: Config,
+    config_path: Option<PathBuf>,
+    state: &ServiceState,
+    snapshot: &Snapshot,
+    mut sources: Vec<tokio::task::JoinHandle<()>>,
+) {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut hup), Ok(mut term), Ok(mut int)) = (
         signal(SignalKind::hangup()),
@@ -241,7 +272,7 @@ async fn control_loop(mut config: Config, config_path: Option<PathBuf>, state: &
             _ = int.recv() => return,
             _ = hup.recv() => {
                 if let Some(path) = &config_path {
-                    config = reload(path, config, state);
+                    config = reload(path, config, state, snapshot, &mut sources);
                 } else {
                     tracing::info!("SIGHUP: the demo has no config file to reload");
                 }
@@ -252,7 +283,15 @@ async fn control_loop(mut config: Config, config_path: Option<PathBuf>, state: &
 }
 
 /// Loads the config again; a bad one is refused and the old one keeps serving.
-fn reload(path: &Path, current: Config, state: &ServiceState) -> Config {
+/// The new configuration's providers carry over the keys of remote providers whose source is
+/// unchanged, and its source tasks replace the old ones.
+fn reload(
+    path: &Path,
+    current: Config,
+    state: &ServiceState,
+    snapshot: &Snapshot,
+    sources: &mut Vec<tokio::task::JoinHandle<()>>,
+) -> Config {
     match config::load(path) {
         Ok(new) => {
             if new.server.grpc_listen != current.server.grpc_listen
@@ -263,8 +302,19 @@ fn reload(path: &Path, current: Config, state: &ServiceState) -> Config {
                     "reload: listener addresses and workers only change on restart; keeping the running ones"
                 );
             }
-            let providers = build_providers(&new, &*state.backend);
+            let previous = state.providers.load_full();
+            let (providers, tasks) = key_sources::build(
+                &new,
+                &state.backend,
+                snapshot,
+                Some((&current, &previous)),
+                system_clock(),
+            );
+            for old in sources.drain(..) {
+                old.abort();
+            }
             state.providers.store(Arc::new(providers));
+            sources.extend(tasks.into_iter().map(tokio::spawn));
             metrics::counter!(names::CONFIG_RELOADS_TOTAL, names::labels::RESULT => "ok")
                 .increment(1);
             tracing::info!(file = %path.display(), "configuration reloaded");
@@ -279,84 +329,6 @@ fn reload(path: &Path, current: Config, state: &ServiceState) -> Config {
     }
 }
 
-/// Builds the providers snapshot; a provider whose keys cannot be loaded has an empty key set
-/// (it denies with `no_keys` and `/readyz` reports it) rather than stopping the others.
-pub fn build_providers(config: &Config, backend: &dyn Backend) -> Providers {
-    let now = system_clock();
-    let list = config
-        .providers
-        .iter()
-        .map(|p| {
-            let keys = match load_keys(p, backend) {
-                Ok(keys) => {
-                    for skipped in keys.skipped() {
-                        tracing::warn!(
-                            provider = %p.name,
-                            index = skipped.index,
-                            kid = skipped.kid.as_deref().unwrap_or("-"),
-                            reason = %skipped.reason,
-                            "key skipped"
-                        );
-                    }
-                    tracing::info!(provider = %p.name, keys = keys.len(), "key set loaded");
-                    keys
-                }
-                Err(error) => {
-                    tracing::error!(provider = %p.name, %error, "no usable key set; denying its tokens");
-                    KeySet::default()
-                }
-            };
-            provider_from_config(p, config, Arc::new(keys), now)
-        })
-        .collect();
-    Providers::new(list)
-}
-
-fn provider_from_config(
-    p: &ProviderConfig,
-    config: &Config,
-    keys: Arc<KeySet>,
-    now: u64,
-) -> Provider {
-    Provider {
-        name: p.name.clone(),
-        policy: p.token_policy(&config.server),
-        keys,
-        keys_loaded_at: now,
-        claims_to_headers: p
-            .claims_to_headers
-            .iter()
-            .map(|(claim, header)| (claim.clone(), header.clone()))
-            .collect(),
-        required_scopes: p.required_scopes.clone(),
-        source: CredentialSource {
-            header: p.token_header.to_ascii_lowercase(),
-            scheme: p.token_scheme.clone(),
-            cookie: p.token_cookie.clone(),
-            query: p.token_query.clone(),
-        },
-    }
-}
-
-fn load_keys(p: &ProviderConfig, backend: &dyn Backend) -> Result<KeySet, String> {
-    let jwks = match p.key_source() {
-        KeySource::File(path) => {
-            std::fs::read(&path).map_err(|e| format!("jwks_file {}: {e}", path.display()))?
-        }
-        KeySource::Inline(text) => text.into_bytes(),
-        source @ (KeySource::Uri(_) | KeySource::Discovery(_)) => {
-            return Err(format!(
-                "{source}: remote key sources are not fetched yet (they arrive with key lifecycle); use jwks_file or jwks_inline"
-            ));
-        }
-    };
-    let keys = KeySet::from_jwks(&jwks, &p.algorithms, backend).map_err(|e| e.to_string())?;
-    if keys.is_empty() {
-        return Err("the key set has no key usable with the allowed algorithms".into());
-    }
-    Ok(keys)
-}
-
 fn readiness_of(providers: &Providers, now: u64) -> Readiness {
     Readiness {
         providers: providers
@@ -366,7 +338,8 @@ fn readiness_of(providers: &Providers, now: u64) -> Readiness {
                 name: p.name.clone(),
                 ready: !p.keys.is_empty(),
                 keys: p.keys.len(),
-                age_s: now.saturating_sub(p.keys_loaded_at),
+                age_s: p.keys_loaded_at.map(|at| now.saturating_sub(at)),
+                error: p.keys_error.clone(),
             })
             .collect(),
     }
@@ -374,8 +347,12 @@ fn readiness_of(providers: &Providers, now: u64) -> Readiness {
 
 fn publish_keyset_gauges(providers: &Providers, now: u64) {
     for p in providers.list() {
-        metrics::gauge!(names::KEYSET_AGE_SECONDS, names::labels::PROVIDER => p.name.clone())
-            .set(now.saturating_sub(p.keys_loaded_at) as f64);
+        if let Some(at) = p.keys_loaded_at {
+            metrics::gauge!(names::KEYSET_AGE_SECONDS, names::labels::PROVIDER => p.name.clone())
+                .set(now.saturating_sub(at) as f64);
+        }
+        metrics::gauge!(names::KEYSET_STALE_SECONDS, names::labels::PROVIDER => p.name.clone())
+            .set(p.key_state().stale_s(now) as f64);
         metrics::gauge!(names::KEYSET_KEYS, names::labels::PROVIDER => p.name.clone())
             .set(p.keys.len() as f64);
     }
