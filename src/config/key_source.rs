@@ -128,7 +128,7 @@ pub(super) fn check_key_source(provider: &ProviderConfig, at: &str) -> Result<()
 }
 
 /// A key-fetch URL must be `https://`, or plain `http://` to a loopback host.
-fn check_fetch_uri(uri: &str) -> Result<(), String> {
+pub(super) fn check_fetch_uri(uri: &str) -> Result<(), String> {
     if uri.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(format!("{uri:?} contains whitespace or control characters"));
     }

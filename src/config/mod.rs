@@ -12,6 +12,7 @@
 mod admin;
 mod error;
 mod headers;
+mod introspection;
 mod key_source;
 mod provider;
 mod server;
@@ -20,12 +21,16 @@ mod test_support;
 
 pub use admin::AdminConfig;
 pub use error::{ConfigError, ConfigErrorKind, ConfigWarning, Location};
+pub use introspection::{
+    CacheConfig, ClientAuth, ClientCredential, ProviderType, Unavailable, read_client_secret,
+};
 pub use key_source::{KEY_SOURCE_KEYS, KeySource};
 pub use provider::{MAX_LEEWAY_S, MAX_PROVIDER_NAME_LEN, ProviderConfig};
 pub use server::{LogFormat, MAX_TOKEN_BYTES_CAP, MAX_WORKERS, ServerConfig};
 
 use admin::check_admin;
 use error::{Invalid, invalid};
+use introspection::check_cache;
 use provider::check_provider;
 use serde::Deserialize;
 use server::check_server;
@@ -44,6 +49,9 @@ pub struct Config {
     /// write API is disabled (metrics and health stay open).
     #[serde(default)]
     pub admin: AdminConfig,
+    /// `[cache]`: bounds of remembered answers (introspection results today). Optional.
+    #[serde(default)]
+    pub cache: CacheConfig,
     /// `[[providers]]`: the token issuers this appliance trusts. At least one is required.
     #[serde(default)]
     pub providers: Vec<ProviderConfig>,
@@ -159,11 +167,17 @@ impl Config {
             *path = base.join(&*path);
         }
         for provider in &mut self.providers {
-            if let Some(path) = &mut provider.jwks_file
-                && path.is_relative()
-                && !path.as_os_str().is_empty()
+            for path in [
+                &mut provider.jwks_file,
+                &mut provider.client_secret_file,
+                &mut provider.client_key_file,
+            ]
+            .into_iter()
+            .flatten()
             {
-                *path = base.join(&*path);
+                if path.is_relative() && !path.as_os_str().is_empty() {
+                    *path = base.join(&*path);
+                }
             }
             provider.token_header.make_ascii_lowercase();
         }
@@ -178,6 +192,7 @@ impl Config {
     fn check(&self) -> Result<(), Invalid> {
         check_server(&self.server)?;
         check_admin(&self.admin)?;
+        check_cache(&self.cache)?;
         if self.providers.is_empty() {
             return Err(invalid(
                 "providers",
@@ -185,7 +200,9 @@ impl Config {
             ));
         }
         let mut names: HashMap<&str, usize> = HashMap::new();
-        let mut issuers: HashMap<&str, usize> = HashMap::new();
+        // One IdP often issues both JWTs and opaque tokens: an issuer may have one provider of
+        // each type (JWTs are routed by `iss`, other credentials to introspection).
+        let mut issuers: HashMap<(&str, ProviderType), usize> = HashMap::new();
         for (index, provider) in self.providers.iter().enumerate() {
             let at = format!("providers[{index}]");
             check_provider(provider, &at)?;
@@ -198,7 +215,7 @@ impl Config {
                     ),
                 ));
             }
-            if let Some(first) = issuers.insert(&provider.issuer, index) {
+            if let Some(first) = issuers.insert((&provider.issuer, provider.r#type), index) {
                 return Err(invalid(
                     format!("{at}.issuer"),
                     format!(
@@ -299,7 +316,15 @@ mod tests {
         assert_eq!(config.admin.token_env, None);
 
         let names: Vec<&str> = config.providers.iter().map(|p| p.name.as_str()).collect();
-        assert_eq!(names, ["corp", "partner", "workforce", "ci_bots"]);
+        assert_eq!(names, ["corp", "partner", "workforce", "ci_bots", "opaque"]);
+        assert_eq!(
+            (
+                config.cache.max_entries,
+                config.cache.max_ttl_s,
+                config.cache.negative_ttl_s
+            ),
+            (500_000, 120, 5)
+        );
         let corp = config.provider("corp").expect("corp");
         assert_eq!(corp.issuer, "https://idp.example.com");
         assert_eq!(corp.audiences, ["api://orders", "api://billing"]);
@@ -358,6 +383,25 @@ mod tests {
         let bots = config.provider("ci_bots").expect("ci_bots");
         assert!(matches!(bots.key_source(), KeySource::Inline(jwks) if jwks.contains("\"ci-1\"")));
         assert_eq!(bots.algorithms, [Algorithm::EdDSA]);
+        let opaque = config.provider("opaque").expect("opaque");
+        assert_eq!(opaque.r#type, ProviderType::Introspection);
+        assert_eq!(
+            opaque.introspection_uri.as_deref(),
+            Some("https://auth.example.net/oauth2/introspect")
+        );
+        assert_eq!(opaque.client_id.as_deref(), Some("verdict-gateway"));
+        assert_eq!(
+            opaque.client_credential(),
+            Some(ClientCredential::Secret(
+                data_dir().join("introspection.secret")
+            ))
+        );
+        assert_eq!(opaque.client_auth_method(), ClientAuth::ClientSecretPost);
+        assert_eq!(
+            opaque.introspection_unavailable,
+            Some(Unavailable::AllowCached)
+        );
+        assert_eq!(corp.r#type, ProviderType::Jwt);
 
         // require_exp = false is allowed but flagged, and so are the remote key sources this
         // version does not fetch yet.
@@ -404,8 +448,9 @@ mod tests {
                 11,
             ),
             ("admin", format!("[admin]\nzz_unknown = 1\n{PROVIDER}"), 2),
-            ("providers", provider_with("zz_unknown = 1"), 27),
-            ("top level", format!("zz_unknown = 1\n{PROVIDER}"), 3),
+            ("providers", provider_with("zz_unknown = 1"), 34),
+            ("cache", format!("[cache]\nzz_unknown = 1\n{PROVIDER}"), 3),
+            ("top level", format!("zz_unknown = 1\n{PROVIDER}"), 4),
         ];
         for (table, text, count) in tables {
             let keys = expected_keys(&text);
@@ -526,6 +571,7 @@ mod tests {
         let config = Config {
             server: ServerConfig::default(),
             admin: AdminConfig::default(),
+            cache: CacheConfig::default(),
             providers: vec![ProviderConfig::new(
                 "demo",
                 "http://127.0.0.1:9191",

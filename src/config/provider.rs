@@ -3,6 +3,7 @@
 
 use super::error::{Invalid, invalid};
 use super::headers::{check_claims_to_headers, check_credential_sources};
+use super::introspection::{ClientAuth, ProviderType, Unavailable, check_introspection};
 use super::key_source::{KeySource, check_key_source};
 use super::server::ServerConfig;
 use crate::jose::{Algorithm, ClaimRules};
@@ -23,6 +24,11 @@ pub struct ProviderConfig {
     /// `name` (required): unique, `[a-z0-9_-]+`, at most 64 characters; used in logs, metrics
     /// and the `verdict.v1` API.
     pub name: String,
+    /// `type` (default `"jwt"`): `"jwt"` verifies signed JWTs with the provider's keys;
+    /// `"introspection"` asks the provider's RFC 7662 endpoint about any credential that is not
+    /// JWT-shaped.
+    #[serde(default, rename = "type")]
+    pub r#type: ProviderType,
     /// `issuer` (required): the exact `iss` value of this provider's tokens; non-empty and
     /// unique across providers.
     pub issuer: String,
@@ -124,6 +130,30 @@ pub struct ProviderConfig {
     /// document accepted.
     #[serde(default = "default_max_response_bytes")]
     pub max_response_bytes: usize,
+    /// `introspection_uri` (introspection providers): the RFC 7662 endpoint; or set
+    /// `discovery_uri` and its `introspection_endpoint` is used. Same scheme rule as `jwks_uri`.
+    #[serde(default)]
+    pub introspection_uri: Option<String>,
+    /// `client_id` (introspection providers, required): verdict's client id at the endpoint.
+    #[serde(default)]
+    pub client_id: Option<String>,
+    /// `client_secret_file` (introspection providers): the client secret (whitespace trimmed).
+    /// Exactly one of `client_secret_file` and `client_key_file`.
+    #[serde(default)]
+    pub client_secret_file: Option<PathBuf>,
+    /// `client_key_file` (introspection providers): a PKCS#8 PEM private key (RSA → RS256,
+    /// P-256 → ES256, Ed25519 → EdDSA) signing RFC 7523 client assertions (`private_key_jwt`).
+    #[serde(default)]
+    pub client_key_file: Option<PathBuf>,
+    /// `client_auth` (default `client_secret_basic` with a secret, `private_key_jwt` with a
+    /// key): `client_secret_basic`, `client_secret_post` or `private_key_jwt`.
+    #[serde(default)]
+    pub client_auth: Option<ClientAuth>,
+    /// `introspection_unavailable` (default `"deny"`): when the endpoint cannot answer (down,
+    /// errors, circuit open), `"deny"`, or `"allow_cached"`: allow a token an earlier call found
+    /// active, until its `exp`.
+    #[serde(default)]
+    pub introspection_unavailable: Option<Unavailable>,
 }
 
 fn default_algorithms() -> Vec<Algorithm> {
@@ -208,6 +238,7 @@ impl ProviderConfig {
     pub fn new(name: impl Into<String>, issuer: impl Into<String>, source: KeySource) -> Self {
         let mut provider = ProviderConfig {
             name: name.into(),
+            r#type: ProviderType::Jwt,
             issuer: issuer.into(),
             audiences: Vec::new(),
             jwks_file: None,
@@ -234,6 +265,12 @@ impl ProviderConfig {
             max_stale_s: default_max_stale_s(),
             fetch_timeout_ms: default_fetch_timeout_ms(),
             max_response_bytes: default_max_response_bytes(),
+            introspection_uri: None,
+            client_id: None,
+            client_secret_file: None,
+            client_key_file: None,
+            client_auth: None,
+            introspection_unavailable: None,
         };
         match source {
             KeySource::File(path) => provider.jwks_file = Some(path),
@@ -268,7 +305,8 @@ impl ProviderConfig {
             leeway_s: self.leeway_s,
             max_lifetime_s: self.max_lifetime_s,
             required_claims: self.required_claims.clone(),
-            require_exp: self.require_exp,
+            // RFC 7662 makes `exp` optional: an introspected token's `active` is the authority.
+            require_exp: self.require_exp && self.r#type == ProviderType::Jwt,
             typ: self.typ.clone(),
         }
     }
@@ -312,7 +350,10 @@ pub(super) fn check_provider(provider: &ProviderConfig, at: &str) -> Result<(), 
         return Err(invalid(format!("{at}.issuer"), "must not be empty"));
     }
     check_strings(&provider.audiences, &format!("{at}.audiences"))?;
-    check_key_source(provider, at)?;
+    check_introspection(provider, at)?;
+    if provider.r#type == ProviderType::Jwt {
+        check_key_source(provider, at)?;
+    }
     if provider.algorithms.is_empty() {
         return Err(invalid(
             format!("{at}.algorithms"),

@@ -87,6 +87,11 @@ reject_reasons! {
     Revoked => "revoked",
     /// The token is valid but lacks a required scope.
     InsufficientScope => "insufficient_scope",
+    /// The provider's RFC 7662 introspection endpoint says the token is not active.
+    InactiveToken => "inactive_token",
+    /// The provider's introspection endpoint could not answer (and no earlier answer could
+    /// stand in for it).
+    IntrospectionUnavailable => "introspection_unavailable",
 }
 
 impl Reject {

@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod fetch;
+pub mod introspect;
 pub mod live;
 pub mod schedule;
 

@@ -6,8 +6,10 @@
 //! the signature checks of many requests into one batch between the two halves.
 #![forbid(unsafe_code)]
 
+pub mod introspection;
 pub mod provider;
 
+pub use introspection::PendingIntrospection;
 pub use provider::{
     Allowed, CredentialSource, Deciding, Decision, Denied, Failed, Judged, PendingDecision,
     PendingJudgment, Provider, Providers, RequestView, Selector, decide_begin, judge_batch,

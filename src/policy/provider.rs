@@ -5,6 +5,7 @@ use super::{TokenPolicy, begin};
 use crate::crypto::{Backend, VerifyJob};
 use crate::jose::{Algorithm, Reject, peek_issuer};
 use crate::keys::KeySet;
+use crate::keys::introspect::IntrospectionClient;
 use crate::keys::live::{KeyState, LiveSource};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
@@ -112,6 +113,8 @@ pub struct Provider {
     /// The live source refetching this provider's keys (remote and watched-file sources); the
     /// request path asks it for a refetch when a token's `kid` is unknown.
     pub live: Option<Arc<LiveSource>>,
+    /// The RFC 7662 client of a `type = "introspection"` provider (it has no keys).
+    pub introspection: Option<Arc<IntrospectionClient>>,
     /// Claim name → request header name added upstream on allow.
     pub claims_to_headers: Vec<(String, String)>,
     /// Scopes that must all be granted (`scope` string or `scp` array), else 403.
@@ -147,7 +150,10 @@ impl Provider {
 #[derive(Debug, Default)]
 pub struct Providers {
     list: Vec<Provider>,
+    /// JWT providers by issuer.
     by_issuer: HashMap<String, usize>,
+    /// The JWT provider, when there is exactly one (its tokens need no `iss` lookup).
+    only_jwt: Option<usize>,
     sources: Vec<CredentialSource>,
 }
 
@@ -156,9 +162,13 @@ impl Providers {
     pub fn new(list: Vec<Provider>) -> Providers {
         let mut by_issuer = HashMap::with_capacity(list.len());
         let mut sources: Vec<CredentialSource> = Vec::new();
+        let mut jwt = Vec::new();
         for (index, provider) in list.iter().enumerate() {
-            if let Some(issuer) = &provider.policy.rules.issuer {
-                by_issuer.insert(issuer.clone(), index);
+            if provider.introspection.is_none() {
+                jwt.push(index);
+                if let Some(issuer) = &provider.policy.rules.issuer {
+                    by_issuer.insert(issuer.clone(), index);
+                }
             }
             if !sources.contains(&provider.source) {
                 sources.push(provider.source.clone());
@@ -167,6 +177,10 @@ impl Providers {
         Providers {
             list,
             by_issuer,
+            only_jwt: match jwt.as_slice() {
+                [only] => Some(*only),
+                _ => None,
+            },
             sources,
         }
     }
@@ -238,8 +252,8 @@ pub fn token_kid(token: &str) -> Option<String> {
 pub struct Allowed {
     /// The provider that verified the token.
     pub provider: String,
-    /// The token's algorithm.
-    pub alg: Algorithm,
+    /// The token's algorithm (`None` for an introspected token).
+    pub alg: Option<Algorithm>,
     /// Headers to set upstream (claims rendered).
     pub headers: Vec<(String, String)>,
     /// Configured claim headers this request did not get (to be removed upstream so a client
@@ -309,7 +323,9 @@ impl Providers {
                 .find(|p| p.name == name)
                 .ok_or(Reject::WrongIssuer),
             Selector::Issuer(source) => {
-                if let [only] = self.list.as_slice() {
+                if let Some(only) = self.only_jwt.and_then(|index| self.list.get(index))
+                    && source.is_none_or(|s| *s == only.source)
+                {
                     return Ok(only);
                 }
                 let limits = self
@@ -448,6 +464,9 @@ pub enum Deciding<'t, 'p> {
     /// The signature is next; the caller checks it however it likes (alone, or batched with
     /// other requests' signatures) and hands the result to [`PendingDecision::finish`].
     Signature(PendingDecision<'t, 'p>),
+    /// Not JWT-shaped, and an introspection provider reads this credential: the caller asks
+    /// its endpoint and hands the answer to [`super::PendingIntrospection::finish`].
+    Introspect(super::PendingIntrospection<'t, 'p>),
 }
 
 /// A request whose token parsed and whose key was chosen.
@@ -516,6 +535,14 @@ pub fn decide_begin<'t, 'p>(
             None,
         ));
     };
+    if !super::introspection::is_jwt_shaped(token)
+        && let Some(provider) = providers
+            .list
+            .iter()
+            .find(|p| p.introspection.is_some() && p.source == *source)
+    {
+        return Deciding::Introspect(super::PendingIntrospection::new(provider, token));
+    }
     match prepare(token, Selector::Issuer(Some(source)), providers) {
         Ok((provider, pending)) => Deciding::Signature(PendingDecision {
             judgment: PendingJudgment { provider, pending },
@@ -528,25 +555,13 @@ pub fn decide_begin<'t, 'p>(
 fn decision(judged: Result<Judged<'_>, Failed<'_>>) -> Decision {
     match judged {
         Ok(judged) => {
-            let provider = judged.provider;
             let expires_at = judged.claims.expires_at();
-            let claims = judged.claims.into_members();
-            let mut headers = Vec::with_capacity(provider.claims_to_headers.len());
-            let mut headers_to_remove = Vec::new();
-            for (claim, header) in &provider.claims_to_headers {
-                match claims.get(claim).and_then(render_header_value) {
-                    Some(value) => headers.push((header.clone(), value)),
-                    None => headers_to_remove.push(header.clone()),
-                }
-            }
-            Decision::Allow(Allowed {
-                provider: provider.name.clone(),
-                alg: judged.alg,
-                headers,
-                headers_to_remove,
-                claims,
+            allow(
+                judged.provider,
+                Some(judged.alg),
+                judged.claims.into_members(),
                 expires_at,
-            })
+            )
         }
         Err(failed) => Decision::Deny(
             Denied {
@@ -558,8 +573,33 @@ fn decision(judged: Result<Judged<'_>, Failed<'_>>) -> Decision {
     }
 }
 
+/// An allow decision with `provider`'s claim headers rendered from `claims`.
+pub(super) fn allow(
+    provider: &Provider,
+    alg: Option<Algorithm>,
+    claims: Map<String, Value>,
+    expires_at: Option<u64>,
+) -> Decision {
+    let mut headers = Vec::with_capacity(provider.claims_to_headers.len());
+    let mut headers_to_remove = Vec::new();
+    for (claim, header) in &provider.claims_to_headers {
+        match claims.get(claim).and_then(render_header_value) {
+            Some(value) => headers.push((header.clone(), value)),
+            None => headers_to_remove.push(header.clone()),
+        }
+    }
+    Decision::Allow(Allowed {
+        provider: provider.name.clone(),
+        alg,
+        headers,
+        headers_to_remove,
+        claims,
+        expires_at,
+    })
+}
+
 /// Whether every required scope is granted by `scope` (space-separated) or `scp` (array).
-fn has_scopes(claims: &Map<String, Value>, required: &[String]) -> bool {
+pub(super) fn has_scopes(claims: &Map<String, Value>, required: &[String]) -> bool {
     if required.is_empty() {
         return true;
     }

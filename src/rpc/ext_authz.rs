@@ -125,7 +125,10 @@ pub fn render(decision: &Decision) -> CheckResponse {
             let verdict = Struct {
                 fields: [
                     ("provider".to_owned(), string(&allowed.provider)),
-                    ("alg".to_owned(), string(allowed.alg.name())),
+                    (
+                        "alg".to_owned(),
+                        string(allowed.alg.map_or("", |a| a.name())),
+                    ),
                     (
                         "claims".to_owned(),
                         PbValue {

@@ -94,6 +94,16 @@ impl ServiceState {
                 let signature = self.check_signature(pending.job()).await;
                 pending.finish(signature, (self.clock)())
             }
+            Deciding::Introspect(pending) => {
+                let now = (self.clock)();
+                let answer = match &pending.provider().introspection {
+                    Some(client) => client.introspect(pending.token(), now).await,
+                    None => Err(crate::keys::introspect::Unavailable(
+                        "no introspection client".into(),
+                    )),
+                };
+                pending.finish(answer, now)
+            }
         }
     }
 }

@@ -19,7 +19,12 @@ pub fn install_latency_recorder(recorder: LatencyRecorder) {
 /// Records one ext_authz check.
 pub fn record_check(decision: &Decision, elapsed: Duration) {
     let (result, reason, provider, alg) = match decision {
-        Decision::Allow(allowed) => ("allow", "ok", allowed.provider.as_str(), allowed.alg.name()),
+        Decision::Allow(allowed) => (
+            "allow",
+            "ok",
+            allowed.provider.as_str(),
+            allowed.alg.map_or("", |a| a.name()),
+        ),
         Decision::Deny(denied, provider) => (
             "deny",
             denied.reason.code(),

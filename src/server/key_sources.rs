@@ -3,10 +3,16 @@
 //! runtime, publishing each new key state into the shared snapshot.
 #![forbid(unsafe_code)]
 
-use crate::config::{Config, KeySource, ProviderConfig};
+use crate::config::{
+    ClientAuth, ClientCredential, Config, KeySource, ProviderConfig, ProviderType, Unavailable,
+    read_client_secret,
+};
 use crate::crypto::Backend;
 use crate::keys::KeySet;
 use crate::keys::fetch::{FetchLimits, HttpFetcher};
+use crate::keys::introspect::{
+    ClientAuthentication, ClientKey, Endpoint, IntrospectionClient, IntrospectionSettings,
+};
 use crate::keys::live::{self, KeyState, Location, SourceSpec};
 use crate::keys::schedule::RefreshRules;
 use crate::policy::{CredentialSource, Provider, Providers};
@@ -38,6 +44,7 @@ pub fn build(
     config: &Config,
     backend: &Arc<dyn Backend>,
     snapshot: &Snapshot,
+    control: &tokio::runtime::Handle,
     previous: Option<(&Config, &Providers)>,
     now: u64,
 ) -> (Providers, Vec<SourceTask>) {
@@ -54,6 +61,17 @@ pub fn build(
                 let provider = old_providers.by_name(&p.name)?;
                 (same && p.key_source().is_remote()).then(|| provider.key_state())
             });
+            if p.r#type == ProviderType::Introspection {
+                let mut provider = provider_from_config(p, config);
+                match introspection_client(p, config, control) {
+                    Ok(client) => provider.introspection = Some(Arc::new(client)),
+                    Err(error) => {
+                        tracing::error!(provider = %p.name, %error, "no introspection client; denying its tokens");
+                        provider.keys_error = Some(error);
+                    }
+                }
+                return provider;
+            }
             let initial = carried.unwrap_or_else(|| initial_state(p, &**backend, now));
             let mut provider = provider_from_config(p, config).with_key_state(initial.clone());
             if let Some(location) = location(p) {
@@ -101,6 +119,49 @@ fn publisher(snapshot: Snapshot, epoch: u64, index: usize) -> Arc<dyn Fn(KeyStat
                 .unwrap_or_else(|| Arc::clone(current))
         });
     })
+}
+
+/// The RFC 7662 client of an introspection provider, its credential read now.
+fn introspection_client(
+    p: &ProviderConfig,
+    config: &Config,
+    control: &tokio::runtime::Handle,
+) -> Result<IntrospectionClient, String> {
+    let id = p.client_id.clone().ok_or("no client_id")?;
+    let auth = match p.client_credential().ok_or("no client credential")? {
+        ClientCredential::Secret(path) => {
+            let secret =
+                read_client_secret(&path).map_err(|e| format!("client_secret_file: {e}"))?;
+            match p.client_auth_method() {
+                ClientAuth::ClientSecretPost => ClientAuthentication::Post { id, secret },
+                _ => ClientAuthentication::basic(&id, &secret),
+            }
+        }
+        ClientCredential::Key(path) => {
+            let pem = std::fs::read(&path)
+                .map_err(|e| format!("client_key_file {}: {e}", path.display()))?;
+            let key = ClientKey::from_pem(&pem)
+                .map_err(|e| format!("client_key_file {}: {e}", path.display()))?;
+            ClientAuthentication::PrivateKeyJwt { id, key }
+        }
+    };
+    let endpoint = match (&p.introspection_uri, &p.discovery_uri) {
+        (Some(uri), _) => Endpoint::Fixed(uri.clone()),
+        (None, Some(uri)) => Endpoint::Discovery(uri.clone()),
+        (None, None) => return Err("no introspection_uri or discovery_uri".into()),
+    };
+    let settings = IntrospectionSettings {
+        provider: p.name.clone(),
+        issuer: p.issuer.clone(),
+        endpoint,
+        auth,
+        max_ttl_s: config.cache.max_ttl_s,
+        negative_ttl_s: config.cache.negative_ttl_s,
+        max_entries: config.cache.max_entries,
+        allow_cached: p.introspection_unavailable == Some(Unavailable::AllowCached),
+    };
+    let fetcher = HttpFetcher::new(fetch_limits(p)).map_err(|e| e.to_string())?;
+    IntrospectionClient::new(settings, fetcher, control.clone())
 }
 
 /// Where a provider's live source reads, or `None` for inline keys (nothing to watch).
@@ -183,6 +244,7 @@ fn provider_from_config(p: &ProviderConfig, config: &Config) -> Provider {
         keys_loaded_at: None,
         keys_error: None,
         live: None,
+        introspection: None,
         claims_to_headers: p
             .claims_to_headers
             .iter()

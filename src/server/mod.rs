@@ -82,13 +82,30 @@ pub fn serve(options: ServeOptions) -> ExitCode {
             return ExitCode::from(EXIT_START_FAILURE);
         }
     };
+    // The control runtime: signals, the admin listener, key fetches and introspection calls.
+    let control = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("verdict: cannot build the control runtime: {error}");
+            return ExitCode::from(EXIT_START_FAILURE);
+        }
+    };
     let backend: Arc<dyn Backend> = Arc::new(default_backend());
     let snapshot = Snapshot {
         providers: Arc::new(ArcSwap::from_pointee(Providers::default())),
         epoch: Arc::new(AtomicU64::new(0)),
     };
-    let (providers, sources) =
-        key_sources::build(&config, &backend, &snapshot, None, system_clock());
+    let (providers, sources) = key_sources::build(
+        &config,
+        &backend,
+        &snapshot,
+        control.handle(),
+        None,
+        system_clock(),
+    );
     snapshot.providers.store(Arc::new(providers));
     let state = ServiceState {
         providers: Arc::clone(&snapshot.providers),
@@ -96,7 +113,15 @@ pub fn serve(options: ServeOptions) -> ExitCode {
         clock: system_clock,
     };
     let keys = KeyWiring { snapshot, sources };
-    match run(config, options.config, state, keys, telemetry, demo) {
+    match run(
+        config,
+        options.config,
+        state,
+        keys,
+        control,
+        telemetry,
+        demo,
+    ) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             tracing::error!("{message}");
@@ -118,6 +143,7 @@ fn run(
     config_path: Option<PathBuf>,
     state: ServiceState,
     keys: KeyWiring,
+    control: tokio::runtime::Runtime,
     telemetry: Arc<Telemetry>,
     demo: Option<Demo>,
 ) -> Result<(), String> {
@@ -136,10 +162,6 @@ fn run(
     let grpc_addr = grpc_listener.local_addr().map_err(|e| e.to_string())?;
     let admin_addr = admin_listener.local_addr().map_err(|e| e.to_string())?;
 
-    let control = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot build the control runtime: {e}"))?;
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     control.block_on(async {
         health_reporter
@@ -307,6 +329,7 @@ fn reload(
                 &new,
                 &state.backend,
                 snapshot,
+                &tokio::runtime::Handle::current(),
                 Some((&current, &previous)),
                 system_clock(),
             );
@@ -336,10 +359,15 @@ fn readiness_of(providers: &Providers, now: u64) -> Readiness {
             .iter()
             .map(|p| ProviderReadiness {
                 name: p.name.clone(),
-                ready: !p.keys.is_empty(),
+                ready: !p.keys.is_empty() || p.introspection.is_some(),
                 keys: p.keys.len(),
                 age_s: p.keys_loaded_at.map(|at| now.saturating_sub(at)),
-                error: p.keys_error.clone(),
+                error: match &p.introspection {
+                    Some(client) if client.breaker_open() => Some(
+                        "introspection endpoint failing: circuit open, calls refused".to_owned(),
+                    ),
+                    _ => p.keys_error.clone(),
+                },
             })
             .collect(),
     }
@@ -353,6 +381,10 @@ fn publish_keyset_gauges(providers: &Providers, now: u64) {
         }
         metrics::gauge!(names::KEYSET_STALE_SECONDS, names::labels::PROVIDER => p.name.clone())
             .set(p.key_state().stale_s(now) as f64);
+        if let Some(client) = &p.introspection {
+            metrics::gauge!(names::INTROSPECTION_CIRCUIT_OPEN, names::labels::PROVIDER => p.name.clone())
+                .set(if client.breaker_open() { 1.0 } else { 0.0 });
+        }
         metrics::gauge!(names::KEYSET_KEYS, names::labels::PROVIDER => p.name.clone())
             .set(p.keys.len() as f64);
     }
@@ -379,6 +411,7 @@ fn demo_config() -> Result<(Config, Demo), String> {
     let config = Config {
         server: config::ServerConfig::default(),
         admin: config::AdminConfig::default(),
+        cache: config::CacheConfig::default(),
         providers: vec![provider],
     };
     let now = system_clock();

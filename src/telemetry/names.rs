@@ -57,6 +57,21 @@ pub const KEYSET_SKIPPED_KEYS: &str = "verdict_keyset_skipped_keys";
 /// known to be absent from the current key set: denied with a lookup).
 pub const KEYSET_KID_MISSES_TOTAL: &str = "verdict_keyset_kid_misses_total";
 
+/// Counter of RFC 7662 introspection calls. Labels: [`labels::PROVIDER`], [`labels::RESULT`]
+/// (`ok`|`error`|`circuit_open`: refused without a call while the endpoint's circuit is open).
+pub const INTROSPECTION_CALLS_TOTAL: &str = "verdict_introspection_calls_total";
+
+/// Histogram of introspection call durations in seconds. Label: [`labels::PROVIDER`].
+pub const INTROSPECTION_DURATION_SECONDS: &str = "verdict_introspection_duration_seconds";
+
+/// Counter of introspection cache lookups. Labels: [`labels::PROVIDER`], [`labels::RESULT`]
+/// (`hit`|`miss`).
+pub const INTROSPECTION_CACHE_LOOKUPS_TOTAL: &str = "verdict_introspection_cache_lookups_total";
+
+/// Gauge: 1 while the provider's introspection circuit is open (calls refused), else 0.
+/// Label: [`labels::PROVIDER`].
+pub const INTROSPECTION_CIRCUIT_OPEN: &str = "verdict_introspection_circuit_open";
+
 /// Gauge set to 1 per worker, naming the I/O runtime it runs. Labels: [`labels::WORKER`],
 /// [`labels::KIND`] (`io_uring`|`tokio`). Tells an operator which path a host actually took.
 pub const WORKER_RUNTIME: &str = "verdict_worker_runtime";
@@ -189,6 +204,25 @@ pub fn describe_all() {
         KEYSET_KID_MISSES_TOTAL,
         Unit::Count,
         "Checks whose kid was missing from the provider's key set, by what happened."
+    );
+    describe_counter!(
+        INTROSPECTION_CALLS_TOTAL,
+        Unit::Count,
+        "RFC 7662 introspection calls, by provider and result."
+    );
+    describe_histogram!(
+        INTROSPECTION_DURATION_SECONDS,
+        Unit::Seconds,
+        "Duration of introspection calls, by provider."
+    );
+    describe_counter!(
+        INTROSPECTION_CACHE_LOOKUPS_TOTAL,
+        Unit::Count,
+        "Introspection cache lookups, by provider and result."
+    );
+    describe_gauge!(
+        INTROSPECTION_CIRCUIT_OPEN,
+        "1 while the provider's introspection circuit is open, else 0."
     );
     describe_gauge!(
         WORKER_RUNTIME,

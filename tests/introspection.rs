@@ -1,0 +1,245 @@
+//! Opaque tokens through RFC 7662 introspection: the real `verdict` binary asking a real OpenID
+//! provider (npm `oidc-provider`, `tests/common/oidc.rs`) on loopback. Covers active tokens
+//! (allowed, with claim headers), inactive ones (401), routing next to a JWT provider of the
+//! same issuer, one call for many concurrent checks of one token, a token revoked at the
+//! provider (denied once the cache bound has passed), and the endpoint down (denied by default,
+//! the circuit opens, `allow_cached` serves tokens already seen).
+
+mod common;
+#[path = "common/oidc.rs"]
+mod oidc;
+
+use common::{Server, bearer_check, check, grpc_code, http_get};
+use oidc::{CLIENT_ID, CLIENT_SECRET, OidcProvider, RESOURCE_OPAQUE, RESOURCE_RS256};
+use std::time::{Duration, Instant};
+
+const GRPC_OK: i32 = 0;
+const GRPC_UNAUTHENTICATED: i32 = 16;
+const GRPC_PERMISSION_DENIED: i32 = 7;
+const INTROSPECTION_PATH: &str = "/token/introspection";
+
+/// An introspection provider for `oidc` (found through discovery) plus a JWT provider of the same
+/// issuer; `cache` and `extra` (introspection provider keys) vary per test.
+fn config(oidc: &OidcProvider, cache: &str, extra: &str) -> String {
+    format!(
+        r#"
+[cache]
+{cache}
+
+[[providers]]
+name = "jwt"
+issuer = "{issuer}"
+discovery_uri = "{discovery}"
+audiences = ["{RESOURCE_RS256}"]
+algorithms = ["RS256", "ES256"]
+
+[[providers]]
+name = "opaque"
+type = "introspection"
+issuer = "{issuer}"
+discovery_uri = "{discovery}"
+client_id = "{CLIENT_ID}"
+client_secret_file = "client.secret"
+required_scopes = ["read"]
+claims_to_headers = {{ client_id = "x-verdict-client", scope = "x-verdict-scope" }}
+{extra}
+"#,
+        issuer = oidc.issuer(),
+        discovery = oidc.discovery_uri(),
+    )
+}
+
+fn start(oidc: &OidcProvider, cache: &str, extra: &str) -> Server {
+    let server = Server::start(
+        &config(oidc, cache, extra),
+        &[("client.secret", format!("{CLIENT_SECRET}\n").as_bytes())],
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while http_get(server.admin, "/readyz").0 != 200 {
+        assert!(Instant::now() < deadline, "never ready: {}", server.logs());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    server
+}
+
+async fn code_of(server: &Server, token: &str) -> i32 {
+    let mut client = server.authz().await;
+    grpc_code(&check(&mut client, bearer_check(token)).await)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn active_opaque_tokens_are_allowed_with_their_claims_and_inactive_ones_are_not() {
+    let oidc = OidcProvider::start();
+    let server = start(&oidc, "max_ttl_s = 60", "");
+    let opaque = oidc.token(RESOURCE_OPAQUE, "read");
+    assert!(!opaque.contains('.'), "an opaque token: {opaque}");
+
+    let mut client = server.authz().await;
+    let answer = check(&mut client, bearer_check(&opaque)).await;
+    assert_eq!(grpc_code(&answer), GRPC_OK, "{answer:?}\n{}", server.logs());
+    let text = format!("{answer:?}");
+    assert!(
+        text.contains("x-verdict-client") && text.contains(CLIENT_ID),
+        "{text}"
+    );
+    assert!(text.contains("x-verdict-scope"), "{text}");
+
+    // The JWT of the same issuer goes to the JWT provider, by signature, not introspection.
+    let calls = oidc.requests_to(INTROSPECTION_PATH);
+    let jwt = oidc.token(RESOURCE_RS256, "read");
+    assert_eq!(code_of(&server, &jwt).await, GRPC_OK, "{}", server.logs());
+    assert_eq!(oidc.requests_to(INTROSPECTION_PATH), calls);
+
+    // A token the provider never issued: inactive, 401.
+    assert_eq!(
+        code_of(&server, "not-a-token-anyone-issued").await,
+        GRPC_UNAUTHENTICATED
+    );
+    assert!(
+        server
+            .metric_where(
+                "verdict_checks_total",
+                &[("provider", "opaque"), ("reason", "inactive_token")]
+            )
+            .is_some_and(|n| n >= 1.0)
+    );
+    // Active but without the required scope: 403.
+    let write_only = oidc.token(RESOURCE_OPAQUE, "write");
+    assert_eq!(code_of(&server, &write_only).await, GRPC_PERMISSION_DENIED);
+
+    // Repeats are answered from the cache: no further call.
+    let calls = oidc.requests_to(INTROSPECTION_PATH);
+    for _ in 0..5 {
+        assert_eq!(code_of(&server, &opaque).await, GRPC_OK);
+    }
+    assert_eq!(oidc.requests_to(INTROSPECTION_PATH), calls);
+    // The token itself is never logged.
+    assert!(!server.logs().contains(&opaque));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_checks_of_one_token_make_one_call() {
+    let oidc = OidcProvider::start();
+    let server = start(&oidc, "max_ttl_s = 60", "");
+    let opaque = oidc.token(RESOURCE_OPAQUE, "read");
+    let before = oidc.requests_to(INTROSPECTION_PATH);
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..4 {
+        let client = server.authz().await;
+        for _ in 0..25 {
+            let mut client = client.clone();
+            let token = opaque.clone();
+            set.spawn(async move { grpc_code(&check(&mut client, bearer_check(&token)).await) });
+        }
+    }
+    while let Some(code) = set.join_next().await {
+        assert_eq!(code.expect("task"), GRPC_OK);
+    }
+    assert_eq!(
+        oidc.requests_to(INTROSPECTION_PATH) - before,
+        1,
+        "100 concurrent checks of one token: one introspection call"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_revoked_at_the_provider_is_denied_once_the_cache_bound_passes() {
+    let oidc = OidcProvider::start();
+    let server = start(&oidc, "max_ttl_s = 2\nnegative_ttl_s = 1", "");
+    let opaque = oidc.token(RESOURCE_OPAQUE, "read");
+    assert_eq!(code_of(&server, &opaque).await, GRPC_OK);
+    oidc.revoke(&opaque);
+    assert_eq!(oidc.introspect(&opaque)["active"], false);
+    let revoked = Instant::now();
+    let deadline = revoked + Duration::from_secs(10);
+    loop {
+        if code_of(&server, &opaque).await == GRPC_UNAUTHENTICATED {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still allowed 10 s after revocation"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Denied within the cache bound (2 s) plus a little, never before a fresh call could see it.
+    assert!(
+        revoked.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        revoked.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endpoint_that_is_down_denies_by_default_and_opens_the_circuit() {
+    let mut oidc = OidcProvider::start();
+    let server = start(&oidc, "max_ttl_s = 1", "fetch_timeout_ms = 500");
+    let seen = oidc.token(RESOURCE_OPAQUE, "read");
+    assert_eq!(code_of(&server, &seen).await, GRPC_OK);
+    let unseen = oidc.token(RESOURCE_OPAQUE, "read");
+    oidc.stop();
+    std::thread::sleep(Duration::from_millis(1100));
+    // Down: both the token seen before (its cache entry has expired) and a new one are denied.
+    for _ in 0..8 {
+        assert_eq!(code_of(&server, &unseen).await, GRPC_UNAUTHENTICATED);
+    }
+    assert_eq!(code_of(&server, &seen).await, GRPC_UNAUTHENTICATED);
+    assert!(
+        server
+            .metric_where(
+                "verdict_checks_total",
+                &[
+                    ("provider", "opaque"),
+                    ("reason", "introspection_unavailable")
+                ]
+            )
+            .is_some_and(|n| n >= 9.0),
+        "{}",
+        server.metrics_text()
+    );
+    // After five failures in a row the circuit opens: calls are refused without trying.
+    let refused = server.wait_metric(
+        "verdict_introspection_calls_total",
+        &[("provider", "opaque"), ("result", "circuit_open")],
+        |n| n >= 1.0,
+        Duration::from_secs(2),
+    );
+    assert!(
+        refused.is_some_and(|n| n >= 1.0),
+        "{}",
+        server.metrics_text()
+    );
+    let errors = server
+        .metric_where(
+            "verdict_introspection_calls_total",
+            &[("provider", "opaque"), ("result", "error")],
+        )
+        .unwrap_or(0.0);
+    assert_eq!(errors, 5.0, "calls stop at the breaker's threshold");
+    let open = server.wait_metric(
+        "verdict_introspection_circuit_open",
+        &[("provider", "opaque")],
+        |v| v == 1.0,
+        Duration::from_secs(3),
+    );
+    assert_eq!(open, Some(1.0));
+    let (_, body) = http_get(server.admin, "/readyz");
+    assert!(body.contains("circuit open"), "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn allow_cached_serves_tokens_seen_active_while_the_endpoint_is_down() {
+    let mut oidc = OidcProvider::start();
+    let server = start(
+        &oidc,
+        "max_ttl_s = 1",
+        "fetch_timeout_ms = 500\nintrospection_unavailable = \"allow_cached\"",
+    );
+    let seen = oidc.token(RESOURCE_OPAQUE, "read");
+    assert_eq!(code_of(&server, &seen).await, GRPC_OK);
+    let unseen = oidc.token(RESOURCE_OPAQUE, "read");
+    oidc.stop();
+    std::thread::sleep(Duration::from_millis(1100));
+    assert_eq!(code_of(&server, &seen).await, GRPC_OK, "{}", server.logs());
+    assert_eq!(code_of(&server, &unseen).await, GRPC_UNAUTHENTICATED);
+}
