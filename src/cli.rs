@@ -64,6 +64,10 @@ pub struct CheckConfigArgs {
     /// The TOML config file.
     #[arg(value_name = "FILE")]
     pub file: PathBuf,
+    /// Do not try to reach the providers' IdPs (by default each remote key source is fetched
+    /// once, and one that cannot be reached is a warning, not an error).
+    #[arg(long)]
+    pub offline: bool,
 }
 
 /// Arguments of `verdict authz`.
@@ -206,6 +210,14 @@ fn run_check_config(args: &CheckConfigArgs) -> ExitCode {
         Ok(config) => {
             for warning in config.warnings() {
                 eprintln!("verdict: warning: {}: {warning}", args.file.display());
+            }
+            // An IdP that is down now is the IdP's problem, not the file's: a warning.
+            let backend: std::sync::Arc<dyn crate::crypto::Backend> =
+                std::sync::Arc::new(crate::crypto::default_backend());
+            if !args.offline {
+                for warning in crate::server::probe_remote(&config, &backend) {
+                    eprintln!("verdict: warning: {}: {warning}", args.file.display());
+                }
             }
             println!(
                 "{}: ok ({} provider{})",

@@ -140,6 +140,38 @@ async fn discovery_then_tokens_verify_and_a_rotation_costs_one_refetch() {
     assert_eq!(code_of(&server, &fresh).await, GRPC_OK);
 }
 
+#[test]
+fn check_config_reaches_the_idp_and_only_warns_when_it_cannot() {
+    let mut oidc = OidcProvider::start();
+    let scratch = common::Scratch::new("check-idp");
+    let file = scratch.write("verdict.toml", config(&oidc, "").as_bytes());
+    let run = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_verdict"))
+            .arg("check-config")
+            .arg(&file)
+            .output()
+            .expect("run check-config")
+    };
+    let out = run();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{out:?}");
+    assert!(!stderr.contains("warning"), "{stderr}");
+    assert!(oidc.jwks_requests() >= 1, "check-config fetched the keys");
+    oidc.stop();
+    let out = run();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        out.status.success(),
+        "an unreachable IdP is not a config error: {out:?}"
+    );
+    assert!(
+        stderr.contains("warning")
+            && stderr.contains("(oidc)")
+            && stderr.contains("cannot be reached"),
+        "{stderr}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_valid_request_fails_across_a_rotation() {
     let oidc = OidcProvider::start();

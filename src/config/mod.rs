@@ -249,13 +249,11 @@ impl Config {
                     message: "tokens without `exp` are accepted and never expire".to_owned(),
                 });
             }
-            let source = provider.key_source();
-            if source.is_remote() {
+            if provider.introspection_unavailable == Some(Unavailable::AllowCached) {
                 warnings.push(ConfigWarning {
-                    key: format!("providers[{index}].{}", source.key()),
-                    message: "remote key sources are not fetched by this version yet: the \
-                              provider stays not-ready and denies its tokens with `no_keys` \
-                              (use jwks_file or jwks_inline)"
+                    key: format!("providers[{index}].introspection_unavailable"),
+                    message: "allow_cached: while the endpoint is down, tokens it answered for \
+                              stay allowed until their exp, even if revoked meanwhile"
                         .to_owned(),
                 });
             }
@@ -403,16 +401,14 @@ mod tests {
         );
         assert_eq!(corp.r#type, ProviderType::Jwt);
 
-        // require_exp = false is allowed but flagged, and so are the remote key sources this
-        // version does not fetch yet.
+        // require_exp = false and allow_cached are allowed but flagged.
         let warnings = config.warnings();
         let warnings: Vec<&str> = warnings.iter().map(|w| w.key.as_str()).collect();
         assert_eq!(
             warnings,
             [
                 "providers[0].require_exp",
-                "providers[1].jwks_uri",
-                "providers[2].discovery_uri"
+                "providers[4].introspection_unavailable"
             ]
         );
     }

@@ -209,6 +209,38 @@ pub fn start(
     (live, task.run())
 }
 
+/// Fetches a source's key set once, as its task would at start, and returns the number of
+/// usable keys (for `verdict check-config`, which warns when an IdP cannot be reached).
+pub async fn probe(
+    spec: SourceSpec,
+    backend: Arc<dyn Backend>,
+    fetcher: HttpFetcher,
+) -> Result<usize, String> {
+    let mut task = SourceTask {
+        live: Arc::new(LiveSource::new(&spec.provider, spec.rules)),
+        state: KeyState::failed("probe"),
+        spec,
+        backend,
+        fetcher,
+        publish: Arc::new(|_| {}),
+        jwks_etag: None,
+        jwks_digest: None,
+        discovery_etag: None,
+        discovered_jwks: None,
+        file_stamp: None,
+        failures: 0,
+        logged_error: None,
+    };
+    let outcome = match task.spec.location {
+        Location::File(_) => task.reload_file(),
+        _ => task.fetch(Cause::Scheduled).await,
+    }?;
+    match outcome {
+        Outcome::Updated(keys, _) => Ok(keys.len()),
+        Outcome::Unchanged(_) => Ok(task.state.keys.len()),
+    }
+}
+
 /// Why a fetch ran.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Cause {
@@ -425,7 +457,12 @@ impl SourceTask {
             },
             Location::File(_) => return Err("not a remote source".into()),
         };
-        let etag = self.jwks_etag.clone();
+        // Conditional only while keys serve: after failing closed (or with none loaded yet) a
+        // 304 would confirm an empty set, and the provider would never recover.
+        let etag = self
+            .jwks_etag
+            .clone()
+            .filter(|_| !self.state.keys.is_empty());
         let fetched = self
             .fetcher
             .get(&jwks_uri, etag.as_deref())

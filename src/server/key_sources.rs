@@ -121,6 +121,69 @@ fn publisher(snapshot: Snapshot, epoch: u64, index: usize) -> Arc<dyn Fn(KeyStat
     })
 }
 
+/// Tries to fetch every remote provider's keys (or, for an introspection provider found by
+/// discovery, its discovery document) once; returns a warning per provider that failed.
+pub fn probe_remote(config: &Config, backend: &Arc<dyn Backend>) -> Vec<String> {
+    let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    else {
+        return vec!["cannot build a runtime to reach the IdPs".into()];
+    };
+    let mut warnings = Vec::new();
+    for (index, p) in config.providers.iter().enumerate() {
+        let at = format!("providers[{index}] ({})", p.name);
+        let fetcher = match HttpFetcher::new(fetch_limits(p)) {
+            Ok(fetcher) => fetcher,
+            Err(e) => {
+                warnings.push(format!("{at}: {e}"));
+                continue;
+            }
+        };
+        let result = if p.r#type == ProviderType::Introspection {
+            let Some(uri) = p.discovery_uri.clone() else {
+                continue;
+            };
+            let issuer = p.issuer.clone();
+            runtime.block_on(async move {
+                match fetcher.get(&uri, None).await {
+                    Ok(crate::keys::fetch::Fetched::Body { bytes, .. }) => {
+                        crate::keys::live::parse_discovery(&bytes, &issuer)
+                            .and_then(|d| {
+                                d.introspection_endpoint
+                                    .map(|_| 0)
+                                    .ok_or_else(|| "no introspection_endpoint".to_owned())
+                            })
+                            .map_err(|e| format!("discovery {uri}: {e}"))
+                    }
+                    Ok(_) => Err(format!("discovery {uri}: unexpected 304")),
+                    Err(e) => Err(format!("discovery {uri}: {e}")),
+                }
+            })
+        } else if p.key_source().is_remote() {
+            let Some(location) = location(p) else {
+                continue;
+            };
+            let spec = SourceSpec {
+                provider: p.name.clone(),
+                issuer: p.issuer.clone(),
+                location,
+                algorithms: p.algorithms.clone(),
+                rules: refresh_rules(p),
+            };
+            runtime.block_on(live::probe(spec, Arc::clone(backend), fetcher))
+        } else {
+            continue;
+        };
+        if let Err(error) = result {
+            warnings.push(format!(
+                "{at}: cannot be reached now ({error}); `verdict serve` keeps retrying and fails closed until it can"
+            ));
+        }
+    }
+    warnings
+}
+
 /// The RFC 7662 client of an introspection provider, its credential read now.
 fn introspection_client(
     p: &ProviderConfig,

@@ -5,6 +5,8 @@
 
 mod key_sources;
 
+pub use key_sources::probe_remote;
+
 use crate::config::{self, Config, KeySource, ProviderConfig};
 use crate::crypto::{Backend, default_backend};
 use crate::jose::b64;
