@@ -17,6 +17,16 @@
 //! The client is `CLIENT_ID`/`CLIENT_SECRET` (grant `client_credentials`, client_secret_basic or
 //! client_secret_post). Resources: `api://rs256` (JWT, RS256), `api://es256` (JWT, ES256) and
 //! `api://opaque` (opaque tokens, introspectable and revocable); scopes `read` and `write`.
+//!
+//! [`OidcProvider::start_with_pkjwt`] also registers [`PKJWT_CLIENT_ID`], a client that
+//! authenticates with RFC 7523 `private_key_jwt` (client assertions signed with a key of the
+//! public JWKS given) at the token and introspection endpoints, and may introspect tokens issued
+//! to [`CLIENT_ID`] (and the other way round). The provider accepts an assertion whose `aud` is
+//! the issuer, the token endpoint or the endpoint being called (the latter two as seen through
+//! the request's Host header), `alg` RS256/384/512, PS256/384/512, ES256/384 or EdDSA, and each
+//! `jti` once. It answers a bad assertion 401 `invalid_client` and logs why (see
+//! [`OidcProvider::logs`]).
+//!
 //! The provider's keys and opaque tokens live in a state file in a scratch directory, so
 //! [`OidcProvider::restart`] brings the same provider (same port, issuer, keys, tokens) back;
 //! its request log starts from zero again.
@@ -44,6 +54,10 @@ pub const RESOURCE_ES256: &str = "api://es256";
 pub const RESOURCE_OPAQUE: &str = "api://opaque";
 /// Every scope the client may ask for.
 pub const SCOPES: &str = "read write";
+/// The `private_key_jwt` client's id (registered by [`OidcProvider::start_with_pkjwt`]).
+pub const PKJWT_CLIENT_ID: &str = "verdict-pkjwt";
+/// The `client_assertion_type` of an RFC 7523 JWT client assertion.
+pub const CLIENT_ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
 /// How long start and restart wait for the server's READY line.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -137,6 +151,38 @@ impl OidcProvider {
 
     /// [`OidcProvider::start`] with extra `server.mjs` arguments, e.g. `["--ttl", "5"]`.
     pub fn start_with_args(args: &[&str]) -> OidcProvider {
+        let mut provider = Self::unstarted(args);
+        provider.spawn(0);
+        provider
+    }
+
+    /// [`OidcProvider::start`], also registering the `private_key_jwt` client
+    /// [`PKJWT_CLIENT_ID`] with `public_jwks` (a JWKS document of public keys, e.g.
+    /// `{"keys":[{"kty":"EC","crv":"P-256","x":..,"y":..,"kid":..}]}`): it authenticates with
+    /// client assertions signed by one of those keys. The JWKS is written to the scratch
+    /// directory, so [`OidcProvider::restart`] registers the client again.
+    pub fn start_with_pkjwt(public_jwks: &str) -> OidcProvider {
+        Self::start_with_pkjwt_and_args(public_jwks, &[])
+    }
+
+    /// [`OidcProvider::start_with_pkjwt`] with extra `server.mjs` arguments.
+    pub fn start_with_pkjwt_and_args(public_jwks: &str, args: &[&str]) -> OidcProvider {
+        let mut provider = Self::unstarted(args);
+        let file = provider.state_dir.join("pkjwt-jwks.json");
+        std::fs::write(&file, public_jwks).expect("write the private_key_jwt client's JWKS");
+        let file = file
+            .to_str()
+            .expect("the scratch directory's path is UTF-8")
+            .to_owned();
+        provider
+            .extra_args
+            .extend(["--pkjwt-jwks".to_owned(), file]);
+        provider.spawn(0);
+        provider
+    }
+
+    /// A provider with its scratch directory made, not yet running.
+    fn unstarted(args: &[&str]) -> OidcProvider {
         ensure_installed();
         static COUNTER: AtomicUsize = AtomicUsize::new(0);
         let state_dir = std::env::temp_dir().join(format!(
@@ -145,16 +191,14 @@ impl OidcProvider {
             COUNTER.fetch_add(1, Ordering::Relaxed)
         ));
         std::fs::create_dir_all(&state_dir).expect("create the OpenID provider's state dir");
-        let mut provider = OidcProvider {
+        OidcProvider {
             child: None,
             addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
             ready: Value::Null,
             extra_args: args.iter().map(|s| s.to_string()).collect(),
             state_dir,
             logs: Arc::new(Mutex::new(String::new())),
-        };
-        provider.spawn(0);
-        provider
+        }
     }
 
     fn spawn(&mut self, port: u16) {
@@ -390,6 +434,47 @@ impl OidcProvider {
         let path = self.introspection_endpoint();
         self.post_form(self.path_of(&path), &[("token", token)], true)
             .ok_json()
+    }
+
+    /// The introspection answer for `token` when the caller authenticates as
+    /// [`PKJWT_CLIENT_ID`] with `client_assertion` (a JWT signed with a key of the JWKS given to
+    /// [`OidcProvider::start_with_pkjwt`]; `aud` e.g. the introspection endpoint). 401
+    /// `invalid_client` when the provider refuses the assertion.
+    pub fn introspect_with_assertion(&self, token: &str, client_assertion: &str) -> Response {
+        let path = self.introspection_endpoint();
+        self.post_form(
+            self.path_of(&path),
+            &[
+                ("client_assertion_type", CLIENT_ASSERTION_TYPE),
+                ("client_assertion", client_assertion),
+                ("client_id", PKJWT_CLIENT_ID),
+                ("token", token),
+            ],
+            false,
+        )
+    }
+
+    /// The token endpoint's answer for `grant_type=client_credentials` as [`PKJWT_CLIENT_ID`],
+    /// authenticated with `client_assertion` (`aud` e.g. the token endpoint).
+    pub fn token_response_with_assertion(
+        &self,
+        resource: &str,
+        scope: &str,
+        client_assertion: &str,
+    ) -> Response {
+        let path = self.token_endpoint();
+        self.post_form(
+            self.path_of(&path),
+            &[
+                ("grant_type", "client_credentials"),
+                ("resource", resource),
+                ("scope", scope),
+                ("client_assertion_type", CLIENT_ASSERTION_TYPE),
+                ("client_assertion", client_assertion),
+                ("client_id", PKJWT_CLIENT_ID),
+            ],
+            false,
+        )
     }
 
     /// Revokes an opaque `token` at the provider.
@@ -694,6 +779,19 @@ pub fn base64_encode(bytes: &[u8]) -> String {
         }
     }
     out
+}
+
+/// base64url without padding (JWT segments, JWK members).
+pub fn base64url_encode(bytes: &[u8]) -> String {
+    base64_encode(bytes)
+        .trim_end_matches('=')
+        .chars()
+        .map(|c| match c {
+            '+' => '-',
+            '/' => '_',
+            c => c,
+        })
+        .collect()
 }
 
 /// Decodes base64url without padding (JWT segments); `None` if it is not.

@@ -5,7 +5,18 @@
 //
 // Usage: node tests/support/oidc/server.mjs [--port 0] [--issuer-host 127.0.0.1]
 //          [--client-id verdict-test] [--client-secret verdict-secret] [--ttl 600]
-//          [--state-file PATH] [--exit-on-stdin-close]
+//          [--pkjwt-jwks FILE] [--state-file PATH] [--exit-on-stdin-close]
+//
+// With --pkjwt-jwks FILE (a public JWKS, read at start), a second client `verdict-pkjwt` is
+// registered that authenticates with RFC 7523 private_key_jwt (client assertions signed with a
+// key of that JWKS) at every endpoint: token, introspection and revocation (oidc-provider 8 has
+// one authentication method per client, token_endpoint_auth_method, used at all three; there is
+// no introspection_endpoint_auth_method metadata in this version). An assertion's `aud` may be
+// the issuer, the token endpoint URL or the URL of the endpoint being called (e.g. the
+// introspection endpoint); its `alg` one of CLIENT_AUTH_ALGS below except the HS ones; its
+// `jti` is single-use. Every confidential client may introspect tokens issued to the other
+// (features.introspection.allowedPolicy below); revocation stays owner-only (oidc-provider
+// hard-codes that: another client's token gets 400 invalid_request).
 //
 // Listens on 127.0.0.1 only. When ready it prints exactly one line on stdout:
 //   READY {"port":N,"issuer":"http://127.0.0.1:N","jwks_uri":...,"token_endpoint":...,...}
@@ -46,6 +57,7 @@ function parseArgs(argv) {
     clientId: 'verdict-test',
     clientSecret: 'verdict-secret',
     ttl: 600,
+    pkjwtJwks: undefined,
     stateFile: undefined,
     exitOnStdinClose: false,
   };
@@ -61,6 +73,7 @@ function parseArgs(argv) {
       case '--client-id': opts.clientId = value(++i, arg); break;
       case '--client-secret': opts.clientSecret = value(++i, arg); break;
       case '--ttl': opts.ttl = Number(value(++i, arg)); break;
+      case '--pkjwt-jwks': opts.pkjwtJwks = value(++i, arg); break;
       case '--state-file': opts.stateFile = value(++i, arg); break;
       case '--exit-on-stdin-close': opts.exitOnStdinClose = true; break;
       default: die(`unknown argument ${arg}`);
@@ -77,6 +90,33 @@ function die(message) {
 }
 
 const opts = parseArgs(process.argv.slice(2));
+
+// The private_key_jwt client's id, and its public JWKS (from --pkjwt-jwks) or undefined.
+const PKJWT_CLIENT_ID = 'verdict-pkjwt';
+
+function readPkjwtJwks(file) {
+  if (file === undefined) return undefined;
+  let jwks;
+  try {
+    jwks = JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch (err) {
+    die(`--pkjwt-jwks ${file}: ${err.message}`);
+  }
+  if (!Array.isArray(jwks?.keys) || jwks.keys.length === 0) die(`--pkjwt-jwks ${file}: not a JWKS with keys`);
+  const privateMembers = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'k'];
+  if (jwks.keys.some((k) => privateMembers.some((m) => m in k))) {
+    die(`--pkjwt-jwks ${file}: the JWKS must hold public keys only`);
+  }
+  return jwks;
+}
+
+const pkjwtJwks = readPkjwtJwks(opts.pkjwtJwks);
+
+// JWS algorithms accepted for client assertions (private_key_jwt uses the asymmetric ones,
+// client_secret_jwt the HS ones). oidc-provider's default is HS256, RS256, PS256, ES256, EdDSA.
+const CLIENT_AUTH_ALGS = [
+  'HS256', 'RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'EdDSA',
+];
 
 // Access-token lifetime, changeable at run time through /__control/ttl.
 let ttl = opts.ttl;
@@ -208,19 +248,45 @@ function resourceServer(resource) {
   }
 }
 
-function buildProvider(issuer) {
-  const provider = new Provider(issuer, {
-    adapter: SharedAdapter,
-    clients: [{
-      client_id: opts.clientId,
-      client_secret: opts.clientSecret,
-      // client_secret_post works as well: oidc-provider accepts either for a secret client.
-      token_endpoint_auth_method: 'client_secret_basic',
+function clients() {
+  const list = [{
+    client_id: opts.clientId,
+    client_secret: opts.clientSecret,
+    // client_secret_post works as well: oidc-provider accepts either for a secret client.
+    token_endpoint_auth_method: 'client_secret_basic',
+    grant_types: ['client_credentials'],
+    response_types: [],
+    redirect_uris: [],
+    scope: SCOPE,
+  }];
+  if (pkjwtJwks !== undefined) {
+    list.push({
+      client_id: PKJWT_CLIENT_ID,
+      // The one authentication method of an oidc-provider 8 client: it applies to the token,
+      // introspection and revocation endpoints alike.
+      token_endpoint_auth_method: 'private_key_jwt',
+      jwks: pkjwtJwks,
       grant_types: ['client_credentials'],
       response_types: [],
       redirect_uris: [],
       scope: SCOPE,
-    }],
+    });
+  }
+  return list;
+}
+
+// Whether `client` may introspect `token`: any authenticated (confidential) client may, whoever
+// the token was issued to; a public client ('none') only its own tokens (oidc-provider's default
+// rule, stated here so that it is explicit and the provider does not warn about it).
+async function introspectionAllowed(_ctx, client, token) {
+  return client.clientAuthMethod !== 'none' || token.clientId === client.clientId;
+}
+
+function buildProvider(issuer) {
+  const provider = new Provider(issuer, {
+    adapter: SharedAdapter,
+    clients: clients(),
+    enabledJWA: { clientAuthSigningAlgValues: CLIENT_AUTH_ALGS },
     jwks: { keys },
     scopes: ['openid', 'read', 'write'],
     cookies: { keys: ['verdict-test-cookie-key'] },
@@ -228,7 +294,7 @@ function buildProvider(issuer) {
     features: {
       devInteractions: { enabled: false },
       clientCredentials: { enabled: true },
-      introspection: { enabled: true },
+      introspection: { enabled: true, allowedPolicy: introspectionAllowed },
       revocation: { enabled: true },
       resourceIndicators: {
         enabled: true,
@@ -245,6 +311,14 @@ function buildProvider(issuer) {
   provider.on('server_error', (_ctx, err) => {
     process.stderr.write(`oidc server: server_error: ${err?.stack ?? err}\n`);
   });
+  // The answers say only "client authentication failed": log why (bad aud, alg, signature,
+  // replayed jti...) to stderr, which the tests show when they fail.
+  for (const event of ['grant.error', 'introspection.error', 'revocation.error']) {
+    provider.on(event, (_ctx, err) => {
+      const detail = err?.error_detail ? ` (${err.error_detail})` : '';
+      process.stderr.write(`oidc server: ${event}: ${err?.error ?? err?.message ?? err}: ${err?.error_description ?? ''}${detail}\n`);
+    });
+  }
   return provider;
 }
 
@@ -499,5 +573,6 @@ process.stdout.write(`READY ${JSON.stringify({
   revocation_endpoint: `${issuer}/token/revocation`,
   client_id: opts.clientId,
   client_secret: opts.clientSecret,
+  pkjwt_client_id: pkjwtJwks !== undefined ? PKJWT_CLIENT_ID : null,
   published_kids: kids(keys),
 })}\n`);
