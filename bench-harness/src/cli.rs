@@ -7,6 +7,7 @@ use crate::scenario::{Alg, Credential, Distribution, Dur, RpcKind, Scenario, par
 use crate::setup::{ServerSettings, WorkDir};
 use crate::spawn::{SpawnOptions, Spawned, default_verdict_bin, parse_cpu_list, verdict_version};
 use crate::tokens::{PoolSource, TokenPool};
+use crate::tokens_file::TokenFile;
 use anyhow::{Context, anyhow};
 use clap::{Args, Parser, Subcommand};
 use rand::SeedableRng;
@@ -24,7 +25,7 @@ pub const EXIT_DIRTY: u8 = 2;
 pub const EXIT_FAILED: u8 = 1;
 
 /// Load generator for verdict: ext_authz Check or verdict.v1 VerifyBatch over gRPC, closed or
-/// open loop, with token mixes signed by its own keys.
+/// open loop, with token mixes signed by its own keys or tokens read from a file.
 #[derive(Debug, Parser)]
 #[command(name = "verdict-load", version, about, long_about = None)]
 pub struct Cli {
@@ -216,9 +217,19 @@ fn set<T>(slot: &mut T, value: Option<T>) {
 pub struct RunArgs {
     /// The scenario file (TOML); without one the defaults apply.
     pub scenario: Option<PathBuf>,
-    /// A running verdict's gRPC address (it must trust WORK_DIR/jwks.json, see `prepare`).
+    /// A running verdict's gRPC address (it must trust WORK_DIR/jwks.json, see `prepare`, or
+    /// the issuer of --tokens-file's tokens).
     #[arg(long, conflicts_with = "spawn")]
     pub target: Option<SocketAddr>,
+    /// Send these tokens (one compact JWT per line, blank lines ignored; e.g. from a real
+    /// identity provider) round-robin instead of signing any, each expected to be allowed.
+    /// Needs --target; no --work-dir.
+    #[arg(long, requires = "target", conflicts_with_all = ["spawn", "work_dir"])]
+    pub tokens_file: Option<PathBuf>,
+    /// Re-read --tokens-file every N ms during the run: tokens appended to it join the
+    /// rotation [default: read once, at the start].
+    #[arg(long, requires = "tokens_file", value_parser = clap::value_parser!(u64).range(1..))]
+    pub tokens_reload_ms: Option<u64>,
     /// Start verdict with the generated config, and stop it afterwards.
     #[arg(long)]
     pub spawn: bool,
@@ -429,7 +440,25 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             "the scenario has actions (e.g. sighup): they need --spawn or --server-pid"
         ));
     }
-    let needs_keys = scenario.tokens.credential == Credential::Bearer;
+    let tokens_file = match &args.tokens_file {
+        Some(path) => {
+            check_file_mix(&scenario)?;
+            let file = TokenFile::open(
+                path,
+                scenario.load.rpc,
+                args.tokens_reload_ms.map(Duration::from_millis),
+            )?;
+            eprintln!(
+                "verdict-load: read {} tokens from {}",
+                file.len(),
+                path.display()
+            );
+            Some(Arc::new(file))
+        }
+        None => None,
+    };
+    // Tokens from a file are not the harness's: nothing to sign, nothing to trust locally.
+    let needs_keys = scenario.tokens.credential == Credential::Bearer && tokens_file.is_none();
     let mut _temp = None;
     let work = match &args.work_dir {
         Some(dir) => WorkDir::at(dir),
@@ -455,7 +484,13 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     // always signs anew so that "new" tokens are new.
     let cache = (args.spawn && args.work_dir.is_some() && !args.no_pool_cache)
         .then(|| scenario.load.hard_deadline().as_secs() + 300);
-    let (keys, pool) = build_pool(&scenario, &work, cache)?;
+    let (keys, pool) = match tokens_file {
+        Some(_) => (None, TokenPool::empty()),
+        None => {
+            let (keys, pool) = build_pool(&scenario, &work, cache)?;
+            (Some(keys), pool)
+        }
+    };
     let pool = Arc::new(pool);
 
     let all_cpus: Vec<usize> = core_affinity::get_core_ids()
@@ -499,7 +534,10 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             workers: server_cpus.as_ref().map_or(0, Vec::len),
             ..ServerSettings::default()
         };
-        work.write(&keys, &pool, &settings, &scenario.name)?;
+        let keys = keys
+            .as_ref()
+            .ok_or_else(|| anyhow!("--spawn signs its own tokens: it cannot take --tokens-file"))?;
+        work.write(keys, &pool, &settings, &scenario.name)?;
         let server = Spawned::start(&SpawnOptions {
             bin: bin.clone(),
             config: work.config.clone(),
@@ -543,6 +581,7 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         })
         .max(1);
     plan.progress = !args.quiet;
+    plan.tokens_file = tokens_file;
     if let Some(label) = &args.label {
         plan.label = label.clone();
     }
@@ -597,6 +636,31 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(EXIT_DIRTY)
     })
+}
+
+/// With --tokens-file every request carries one of the file's tokens: a scenario asking for
+/// other kinds of tokens (or none) would be silently ignored, so it is refused.
+fn check_file_mix(scenario: &Scenario) -> anyhow::Result<()> {
+    let t = &scenario.tokens;
+    if t.credential != Credential::Bearer {
+        return Err(anyhow!(
+            "--tokens-file sends the file's tokens as bearer tokens: credential = none does not apply"
+        ));
+    }
+    for (name, fraction) in [
+        ("new", t.new),
+        ("invalid", t.invalid),
+        ("expired", t.expired),
+        ("unknown_kid", t.unknown_kid),
+        ("revoked", t.revoked),
+    ] {
+        if fraction > 0.0 {
+            return Err(anyhow!(
+                "--tokens-file sends only the file's tokens, all expected valid: the mix's {name} = {fraction} does not apply (set it to 0)"
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn prepare(args: PrepareArgs) -> anyhow::Result<()> {
@@ -711,5 +775,41 @@ mod tests {
             Cli::try_parse_from(["verdict-load", "run", "--target", "127.0.0.1:1", "--spawn"])
                 .is_err()
         );
+    }
+
+    #[test]
+    fn tokens_file_flags() {
+        let parse = |args: &[&str]| {
+            Cli::try_parse_from(["verdict-load", "run"].iter().chain(args).copied()).map(|cli| {
+                match cli.command {
+                    Command::Run(run) => (run.tokens_file, run.tokens_reload_ms),
+                    _ => panic!("not run"),
+                }
+            })
+        };
+        let target = ["--target", "127.0.0.1:1"];
+        let with = |extra: &[&'static str]| [&target[..], extra].concat();
+        assert_eq!(
+            parse(&with(&[
+                "--tokens-file",
+                "t.txt",
+                "--tokens-reload-ms",
+                "200"
+            ]))
+            .expect("parses"),
+            (Some(PathBuf::from("t.txt")), Some(200))
+        );
+        assert!(
+            parse(&["--tokens-file", "t.txt"]).is_err(),
+            "needs --target"
+        );
+        assert!(parse(&["--spawn", "--tokens-file", "t.txt"]).is_err());
+        assert!(parse(&with(&["--tokens-file", "t", "--work-dir", "w"])).is_err());
+        assert!(parse(&with(&["--tokens-reload-ms", "200"])).is_err());
+        assert!(parse(&with(&["--tokens-file", "t", "--tokens-reload-ms", "0"])).is_err());
+        let mut s = Scenario::default();
+        assert!(check_file_mix(&s).is_ok());
+        s.tokens.invalid = 0.1;
+        assert!(check_file_mix(&s).is_err());
     }
 }

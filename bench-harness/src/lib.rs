@@ -3,10 +3,11 @@
 //! It loads a verdict server over gRPC (Envoy's ext_authz v3 `Check`, or `verdict.v1`
 //! `VerifyBatch`) from N connections × M concurrent streams, in closed loop (maximum
 //! throughput) or open loop at a fixed rate with coordinated-omission-correct latency, with
-//! token mixes it signs itself. See `bench-harness/README.md`.
+//! token mixes it signs itself or tokens read from a file. See `bench-harness/README.md`.
 //!
 //! - [`scenario`]: scenario files (TOML) and their validation;
 //! - [`tokens`]: the harness's signing keys and the pre-signed token pool;
+//! - [`tokens_file`]: tokens read from a file (a real identity provider's), re-read on demand;
 //! - [`setup`]: the work directory (keys, JWKS, verdict config, revocation list);
 //! - [`spawn`]: starting, pinning, accounting and stopping a verdict server;
 //! - [`load`]: the load engine;
@@ -25,4 +26,5 @@ pub mod scenario;
 pub mod setup;
 pub mod spawn;
 pub mod tokens;
+pub mod tokens_file;
 pub mod wire;

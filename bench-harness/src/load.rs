@@ -17,6 +17,7 @@ use crate::outcome::{Outcome, Tally, classify_check, classify_verify};
 use crate::scenario::{Action, ActionKind, RpcKind, Scenario};
 use crate::spawn::{proc_cpu_seconds, self_cpu_seconds, send_signal};
 use crate::tokens::{Kind, TokenPool};
+use crate::tokens_file::{SourceCount, TokenFile, TokenFileSummary};
 use crate::wire::{
     CHECK_PATH, RawCodec, SlimBatchResponse, SlimCheckResponse, SlimVerifyResponse,
     VERIFY_BATCH_PATH, Wire,
@@ -86,6 +87,8 @@ pub struct LoadPlan {
     pub progress: bool,
     /// Scenario name, for the progress line.
     pub label: String,
+    /// Send the tokens of this file (round-robin, all expected allowed) instead of the pool's.
+    pub tokens_file: Option<Arc<TokenFile>>,
 }
 
 impl LoadPlan {
@@ -107,6 +110,7 @@ impl LoadPlan {
             worker_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             progress: false,
             label: s.name.clone(),
+            tokens_file: None,
         }
     }
 
@@ -178,6 +182,8 @@ pub struct LoadResult {
     pub server_cpu_s: Option<f64>,
     /// How many times the pool of new tokens wrapped around.
     pub new_pool_wraps: u64,
+    /// With a tokens file: its re-reads and the requests per token source.
+    pub tokens_file: Option<TokenFileSummary>,
 }
 
 /// Per-connection statistics, shared by its streams (one short lock per answer).
@@ -192,6 +198,8 @@ struct Stats {
     warmup_requests: u64,
     unsent: u64,
     last_done: Option<Instant>,
+    /// With a tokens file: measured tokens and allows per source.
+    sources: Vec<SourceCount>,
 }
 
 impl Stats {
@@ -207,6 +215,7 @@ impl Stats {
             warmup_requests: 0,
             unsent: 0,
             last_done: None,
+            sources: Vec::new(),
         })
     }
 }
@@ -416,6 +425,14 @@ async fn run_async(
         tokio::time::sleep_until(warm_end.into()).await;
         (self_cpu_seconds(), server_pid.and_then(proc_cpu_seconds))
     });
+    let reloader = plan.tokens_file.as_ref().and_then(|file| {
+        let every = file.reload_every()?;
+        Some(tokio::spawn(reload_loop(
+            Arc::clone(file),
+            every,
+            done_rx.clone(),
+        )))
+    });
     let actions_task = tokio::spawn(run_actions(actions.to_vec(), warm_end, server_pid, done_rx));
 
     let mut aborted = None;
@@ -467,6 +484,9 @@ async fn run_async(
     let timeline = progress.await.unwrap_or_default();
     bar.finish_and_clear();
     let action_logs = actions_task.await.unwrap_or_default();
+    if let Some(reloader) = reloader {
+        let _ = reloader.await;
+    }
     let (client_start, server_start) = if cpu_at_start.is_finished() {
         cpu_at_start.await.unwrap_or((None, None))
     } else {
@@ -480,8 +500,16 @@ async fn run_async(
     let mut warmup_requests = 0;
     let mut unsent = 0;
     let mut last_done: Option<Instant> = None;
+    let mut sources: Vec<SourceCount> = Vec::new();
     for stats in &all_stats {
         let s = lock(stats);
+        if sources.len() < s.sources.len() {
+            sources.resize(s.sources.len(), SourceCount::default());
+        }
+        for (total, count) in sources.iter_mut().zip(&s.sources) {
+            total.requests += count.requests;
+            total.allowed += count.allowed;
+        }
         latency
             .add(&s.latency)
             .map_err(|e| anyhow!("merging: {e}"))?;
@@ -513,7 +541,19 @@ async fn run_async(
         client_cpu_s: client_start.zip(client_end).map(|(a, b)| b - a),
         server_cpu_s: server_start.zip(server_end).map(|(a, b)| b - a),
         new_pool_wraps: pool.new_pool_wraps(),
+        tokens_file: plan.tokens_file.as_ref().map(|f| f.summary(&sources)),
     })
+}
+
+/// Re-reads the tokens file every `every` until the run is done (each read on a blocking
+/// thread, so a slow file system never stalls the streams).
+async fn reload_loop(file: Arc<TokenFile>, every: Duration, mut done: watch::Receiver<bool>) {
+    let mut next = Instant::now() + every;
+    while sleep_or_stop(next, &mut done).await {
+        let file = Arc::clone(&file);
+        let _ = tokio::task::spawn_blocking(move || file.reload()).await;
+        next = (next + every).max(Instant::now());
+    }
 }
 
 /// Resolves on SIGTERM (never, if the handler cannot be installed).
@@ -554,6 +594,8 @@ async fn stream_loop(
     // Open loop: when the previous request would have completed on the ideal timeline.
     let mut ideal_free = shared.start;
     let mut kinds: Vec<Kind> = Vec::with_capacity(plan.batch_size);
+    // With a tokens file: the source of each token of the request.
+    let mut sources: Vec<u32> = Vec::with_capacity(plan.batch_size);
     let mut body: Vec<u8> = Vec::new();
     loop {
         if shared.stop.load(Ordering::Relaxed) {
@@ -594,11 +636,22 @@ async fn stream_loop(
             break;
         }
         kinds.clear();
+        sources.clear();
         let (send_at, done, answer) = match plan.rpc {
             RpcKind::Check => {
-                let pick = shared.pool.pick(&mut rng);
-                kinds.push(pick.kind);
-                let body = shared.wire.check(&pick);
+                let body = match &plan.tokens_file {
+                    Some(file) => {
+                        let (body, source) = file.pick();
+                        kinds.push(Kind::Valid);
+                        sources.push(source);
+                        body
+                    }
+                    None => {
+                        let pick = shared.pool.pick(&mut rng);
+                        kinds.push(pick.kind);
+                        shared.wire.check(&pick)
+                    }
+                };
                 let send_at = Instant::now();
                 let answer = tokio::time::timeout(plan.timeout, async {
                     client.ready().await.map_err(not_ready)?;
@@ -619,9 +672,19 @@ async fn stream_loop(
             RpcKind::VerifyBatch => {
                 body.clear();
                 for _ in 0..plan.batch_size {
-                    let pick = shared.pool.pick(&mut rng);
-                    kinds.push(pick.kind);
-                    body.extend_from_slice(shared.wire.batch_entry(&pick));
+                    match &plan.tokens_file {
+                        Some(file) => {
+                            let (entry, source) = file.pick();
+                            kinds.push(Kind::Valid);
+                            sources.push(source);
+                            body.extend_from_slice(&entry);
+                        }
+                        None => {
+                            let pick = shared.pool.pick(&mut rng);
+                            kinds.push(pick.kind);
+                            body.extend_from_slice(shared.wire.batch_entry(&pick));
+                        }
+                    }
                 }
                 let request = tonic::Request::new(Bytes::copy_from_slice(&body));
                 let send_at = Instant::now();
@@ -659,7 +722,9 @@ async fn stream_loop(
             }
             None => service,
         };
-        record(&stats, measured, latency, service, done, &kinds, answer);
+        record(
+            &stats, measured, latency, service, done, &kinds, &sources, answer,
+        );
         k += 1;
     }
 }
@@ -673,6 +738,9 @@ enum Answer {
     Batch(Vec<verdict::rpc::proto::VerifyResponse>),
 }
 
+/// Counts one answer. `sources` (empty without a tokens file) holds the token source of each
+/// of `kinds`.
+#[allow(clippy::too_many_arguments)]
 fn record(
     stats: &Mutex<Stats>,
     measured: bool,
@@ -680,6 +748,7 @@ fn record(
     service: Duration,
     done: Instant,
     kinds: &[Kind],
+    sources: &[u32],
     answer: Result<Result<Answer, tonic::Status>, tokio::time::error::Elapsed>,
 ) {
     let mut s = lock(stats);
@@ -697,6 +766,26 @@ fn record(
     }
     s.last_done = Some(done);
     s.measured_requests += 1;
+    // Per token source: every measured token counts as sent, allows are added below.
+    for &source in sources {
+        let at = usize::try_from(source).unwrap_or(usize::MAX);
+        if at >= s.sources.len() && at < crate::tokens_file::MAX_SOURCES {
+            s.sources.resize(at + 1, SourceCount::default());
+        }
+        if let Some(count) = s.sources.get_mut(at) {
+            count.requests += 1;
+        }
+    }
+    let allow = |s: &mut Stats, i: usize, outcome: &Outcome| {
+        let at = sources
+            .get(i)
+            .and_then(|&source| usize::try_from(source).ok());
+        if *outcome == Outcome::Allowed
+            && let Some(count) = at.and_then(|at| s.sources.get_mut(at))
+        {
+            count.allowed += 1;
+        }
+    };
     match answer {
         Err(_) => s
             .tally
@@ -713,7 +802,9 @@ fn record(
             match answer {
                 Answer::Check(response) => {
                     let kind = kinds.first().copied().unwrap_or(Kind::NoCredential);
-                    unexpected |= s.tally.count(classify_check(kind, &response));
+                    let outcome = classify_check(kind, &response);
+                    allow(s, 0, &outcome);
+                    unexpected |= s.tally.count(outcome);
                 }
                 Answer::Batch(responses) => {
                     if responses.len() != kinds.len() {
@@ -723,8 +814,10 @@ fn record(
                             responses.len()
                         )));
                     }
-                    for (kind, response) in kinds.iter().zip(&responses) {
-                        unexpected |= s.tally.count(classify_verify(*kind, response));
+                    for (i, (kind, response)) in kinds.iter().zip(&responses).enumerate() {
+                        let outcome = classify_verify(*kind, response);
+                        allow(s, i, &outcome);
+                        unexpected |= s.tally.count(outcome);
                     }
                 }
             }

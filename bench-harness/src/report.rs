@@ -5,6 +5,7 @@ use crate::load::{ActionLog, LoadResult, TimelinePoint};
 use crate::outcome::Tally;
 use crate::scenario::Scenario;
 use crate::tokens::CategorySummary;
+use crate::tokens_file::TokenFileSummary;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
@@ -247,6 +248,9 @@ pub struct Results {
     pub timeline: Vec<TimelinePoint>,
     /// The actions run during the measurement.
     pub actions: Vec<ActionLog>,
+    /// With `--tokens-file`: the file, its re-reads, and the requests per token source.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens_file: Option<TokenFileSummary>,
 }
 
 /// A whole report.
@@ -311,6 +315,7 @@ impl Results {
             aborted: r.aborted.clone(),
             timeline: r.timeline.clone(),
             actions: r.actions.clone(),
+            tokens_file: r.tokens_file.clone(),
         }
     }
 }
@@ -432,6 +437,49 @@ impl Report {
                 .collect();
             if !parts.is_empty() {
                 row(&mut out, "token pool", &parts.join("; "));
+            }
+        }
+        if let Some(file) = &r.tokens_file {
+            let reread = match file.reload_ms {
+                Some(ms) => format!(
+                    "re-read every {ms} ms: {} change(s), {} error(s)",
+                    file.reloads, file.reload_errors
+                ),
+                None => "read once".to_owned(),
+            };
+            row(
+                &mut out,
+                "tokens file",
+                &format!(
+                    "{}: {} tokens at the start, {} at the end ({reread})",
+                    file.path, file.initial_tokens, file.tokens
+                ),
+            );
+            for source in &file.sources {
+                let kid = if source.kid.is_empty() {
+                    "(no kid)"
+                } else {
+                    &source.kid
+                };
+                let when = if source.added {
+                    format!("added at {:.1} s", source.loaded_at_s)
+                } else {
+                    "at the start".to_owned()
+                };
+                row(
+                    &mut out,
+                    "  token source",
+                    &format!(
+                        "kid {kid} {} ({when}): {} tokens, {} sent, {} allowed",
+                        source.alg,
+                        source.tokens,
+                        thousands(source.requests as f64),
+                        thousands(source.allowed as f64)
+                    ),
+                );
+            }
+            if let Some(error) = &file.last_reload_error {
+                row(&mut out, "  last re-read error", error);
             }
         }
         let l = &r.latency;

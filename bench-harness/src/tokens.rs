@@ -495,6 +495,14 @@ pub enum PoolSource {
 }
 
 impl TokenPool {
+    /// A pool with no category (a run whose tokens come from elsewhere, `--tokens-file`).
+    pub fn empty() -> TokenPool {
+        TokenPool {
+            categories: Vec::new(),
+            cumulative: Vec::new(),
+        }
+    }
+
     /// Signs the pool for `mix` with `keys` at Unix time `now`, on every core.
     pub fn build(mix: &TokenMix, keys: &SigningKeys, now: u64) -> anyhow::Result<TokenPool> {
         if mix.credential == Credential::None {

@@ -168,7 +168,7 @@ pub struct Wire {
 
 /// A `VerifyBatchRequest.requests` entry: tag of field 1 (length-delimited), the length, the
 /// encoded `VerifyRequest`.
-fn batch_entry(token: &str) -> Bytes {
+pub fn batch_entry(token: &str) -> Bytes {
     let inner = VerifyRequest {
         token: token.to_owned(),
         provider: String::new(),

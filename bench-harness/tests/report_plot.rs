@@ -76,6 +76,7 @@ fn report(name: &str, base_us: u64, open: bool, dirty: bool) -> Report {
         client_cpu_s: Some(1.5),
         server_cpu_s: Some(1.9),
         new_pool_wraps: 0,
+        tokens_file: None,
     };
     let mut scenario = Scenario {
         name: name.into(),

@@ -110,9 +110,14 @@ fn smoke_run(scenario: &Path, extra: &[&str], dir: &Path) -> Outcome {
         ])
         .args(["--deadline", "30s", "--quiet", "--json"])
         .arg(&json)
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        .args(extra);
+    complete(command, &json, &scenario.display().to_string())
+}
+
+/// Runs a `verdict-load` command to completion, bounded by [`RUN_LIMIT`], and reads the JSON
+/// report it wrote at `json` (if any).
+fn complete(mut command: Command, json: &Path, what: &str) -> Outcome {
+    command.stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = command.spawn().expect("spawn verdict-load");
     let reader = |pipe: Option<Box<dyn std::io::Read + Send>>| {
         std::thread::spawn(move || {
@@ -133,16 +138,13 @@ fn smoke_run(scenario: &Path, extra: &[&str], dir: &Path) -> Outcome {
         if started.elapsed() > RUN_LIMIT {
             let _ = child.kill();
             let _ = child.wait();
-            panic!(
-                "verdict-load run {} did not finish within {RUN_LIMIT:?}",
-                scenario.display()
-            );
+            panic!("verdict-load run {what} did not finish within {RUN_LIMIT:?}");
         }
         std::thread::sleep(Duration::from_millis(50));
     };
     let stdout = stdout.join().expect("stdout reader");
     let stderr = stderr.join().expect("stderr reader");
-    let report = std::fs::read_to_string(&json)
+    let report = std::fs::read_to_string(json)
         .ok()
         .map(|text| serde_json::from_str(&text).expect("the JSON report parses"));
     Outcome {
@@ -327,5 +329,135 @@ revoked = 0.1
         outcome.stderr
     );
     assert!(outcome.report.is_none());
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// `--tokens-file` against a verdict started from a `prepare`d work directory (the tokens of
+/// `prepare --tokens-out`, which the harness did sign, stand in for an identity provider's):
+/// every token allowed and counted by source; a tampered token in the file makes the run
+/// dirty; a mix the file cannot honour is refused.
+#[test]
+fn a_tokens_file_against_a_running_verdict() {
+    let dir = scratch("tokens-file");
+    let work = dir.join("work");
+    let tokens = dir.join("tokens.txt");
+    let prepare = Command::new(env!("CARGO_BIN_EXE_verdict-load"))
+        .args(["prepare", "--work-dir"])
+        .arg(&work)
+        .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+        .args([
+            "--workers",
+            "1",
+            "--distinct",
+            "6",
+            "--alg",
+            "RS256=1,ES256=1",
+        ])
+        .args([
+            "--distribution",
+            "sequential",
+            "--tokens",
+            "6",
+            "--tokens-out",
+        ])
+        .arg(&tokens)
+        .output()
+        .expect("run verdict-load prepare");
+    assert!(
+        prepare.status.success(),
+        "{}",
+        String::from_utf8_lossy(&prepare.stderr)
+    );
+    let mut server = verdict_load::spawn::Spawned::start(&verdict_load::spawn::SpawnOptions {
+        bin: verdict_bin(),
+        config: work.join("verdict.toml"),
+        cpus: None,
+        startup_timeout: Duration::from_secs(30),
+    })
+    .expect("verdict starts");
+    let target = server.grpc.to_string();
+    let run = |file: &Path, extra: &[&str], name: &str| {
+        let json = dir.join(format!("{name}.json"));
+        let mut command = Command::new(env!("CARGO_BIN_EXE_verdict-load"));
+        command
+            .args(["run", "--target", &target, "--tokens-file"])
+            .arg(file)
+            .args(["--warmup", "0s", "--requests", "120", "-c", "1", "-m", "4"])
+            .args(["--deadline", "30s", "--quiet", "--json"])
+            .arg(&json)
+            .args(extra);
+        complete(command, &json, name)
+    };
+
+    // Clean: every token allowed, both algorithms counted as sources, re-read or not.
+    for (name, extra) in [
+        ("once", vec![]),
+        ("reread", vec!["--tokens-reload-ms", "20"]),
+        ("batch", vec!["--rpc", "verify-batch", "--batch-size", "4"]),
+    ] {
+        let outcome = run(&tokens, &extra, name);
+        let context = format!("{name}: {}\n{}", outcome.stdout, outcome.stderr);
+        assert_eq!(outcome.code, Some(0), "{context}");
+        assert!(outcome.stdout.contains("token source"), "{context}");
+        let report = outcome.report.as_ref().expect("report");
+        let results = &report["results"];
+        let tally = &results["tally"];
+        assert_eq!(
+            count(&tally["allowed"]),
+            count(&tally["tokens"]),
+            "{context}"
+        );
+        assert_eq!(sum(&tally["unexpected"]) + sum(&tally["transport"]), 0);
+        let file = &results["tokens_file"];
+        assert_eq!(count(&file["initial_tokens"]), 6, "{context}");
+        assert_eq!(count(&file["tokens"]), 6, "{context}");
+        let sources = file["sources"].as_array().expect("sources");
+        let algs: Vec<&str> = sources.iter().filter_map(|s| s["alg"].as_str()).collect();
+        assert_eq!(algs.len(), 2, "{context}");
+        assert!(
+            algs.contains(&"RS256") && algs.contains(&"ES256"),
+            "{context}"
+        );
+        let sent: u64 = sources.iter().map(|s| count(&s["requests"])).sum();
+        assert_eq!(sent, count(&tally["tokens"]), "{context}");
+        assert!(
+            sources
+                .iter()
+                .all(|s| s["allowed"] == s["requests"] && s["added"] == false),
+            "{context}"
+        );
+        assert_eq!(
+            file["reload_ms"].as_u64(),
+            extra.contains(&"--tokens-reload-ms").then_some(20),
+            "{context}"
+        );
+    }
+
+    // A tampered token is denied: an unexpected verdict, exit status 2.
+    let text = std::fs::read_to_string(&tokens).expect("tokens");
+    let first = text.lines().next().expect("a token");
+    let tampered = dir.join("tampered.txt");
+    std::fs::write(
+        &tampered,
+        format!(
+            "{text}\n{}\n",
+            verdict_load::tokens::tamper_signature(first)
+        ),
+    )
+    .expect("write");
+    let outcome = run(&tampered, &[], "tampered");
+    assert_eq!(outcome.code, Some(2), "{}", outcome.stderr);
+    let report = outcome.report.as_ref().expect("report");
+    assert!(
+        sum(&report["results"]["tally"]["unexpected"]) > 0,
+        "{report}"
+    );
+
+    // The file's tokens are all expected valid: a mix with other kinds is refused.
+    let outcome = run(&tokens, &["--invalid", "0.1"], "refused");
+    assert_eq!(outcome.code, Some(1), "{}", outcome.stderr);
+    assert!(outcome.stderr.contains("invalid"), "{}", outcome.stderr);
+
+    server.stop(Duration::from_secs(10)).expect("verdict stops");
     let _ = std::fs::remove_dir_all(dir);
 }
