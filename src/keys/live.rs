@@ -382,7 +382,20 @@ impl SourceTask {
                         );
                         self.logged_error = Some(error.clone());
                     }
-                    self.state.last_error = Some(error);
+                    // Once failed closed, say so in every later error too (`/readyz` shows it).
+                    let expired = self.state.keys.is_empty()
+                        && self
+                            .state
+                            .loaded_at
+                            .is_some_and(|at| now >= self.spec.rules.stale_deadline(at));
+                    self.state.last_error = Some(if expired {
+                        format!(
+                            "{error}; failing closed: no good key set for more than max_stale_s ({} s)",
+                            self.spec.rules.max_stale_s
+                        )
+                    } else {
+                        error
+                    });
                     (self.publish.as_ref())(self.state.clone());
                     let wait = if is_file {
                         FILE_POLL
