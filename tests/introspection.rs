@@ -54,11 +54,7 @@ fn start(oidc: &OidcProvider, cache: &str, extra: &str) -> Server {
         &config(oidc, cache, extra),
         &[("client.secret", format!("{CLIENT_SECRET}\n").as_bytes())],
     );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while http_get(server.admin, "/readyz").0 != 200 {
-        assert!(Instant::now() < deadline, "never ready: {}", server.logs());
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    server.wait_readyz(200, Duration::from_secs(20));
     server
 }
 

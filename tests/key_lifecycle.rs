@@ -17,40 +17,11 @@ use std::time::{Duration, Instant};
 const GRPC_OK: i32 = 0;
 const GRPC_UNAUTHENTICATED: i32 = 16;
 
-/// A verdict provider reading `oidc`'s discovery document, with `extra` provider keys.
+/// A verdict provider reading `oidc`'s discovery document, with claim headers and `extra` keys.
 fn config(oidc: &OidcProvider, extra: &str) -> String {
-    format!(
-        r#"
-[[providers]]
-name = "oidc"
-issuer = "{issuer}"
-discovery_uri = "{discovery}"
-audiences = ["{RESOURCE_RS256}", "{RESOURCE_ES256}"]
-algorithms = ["RS256", "ES256"]
-typ = "at+jwt"
-claims_to_headers = {{ sub = "x-verdict-sub", scope = "x-verdict-scope" }}
-{extra}
-"#,
-        issuer = oidc.issuer(),
-        discovery = oidc.discovery_uri(),
-    )
-}
-
-/// Polls `/readyz` until it answers `want` (bounded); returns the last body.
-fn wait_readyz(server: &Server, want: u16, timeout: Duration) -> String {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let (status, body) = http_get(server.admin, "/readyz");
-        if status == want {
-            return body;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "/readyz stayed {status} (wanted {want}): {body}\n{}",
-            server.logs()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    oidc.verdict_provider_toml(&format!(
+        "claims_to_headers = {{ sub = \"x-verdict-sub\", scope = \"x-verdict-scope\" }}\n{extra}"
+    ))
 }
 
 /// The gRPC code of one ext_authz check of `token`.
@@ -83,7 +54,7 @@ async fn discovery_then_tokens_verify_and_a_rotation_costs_one_refetch() {
         ),
         &[],
     );
-    let body = wait_readyz(&server, 200, Duration::from_secs(20));
+    let body = server.wait_readyz(200, Duration::from_secs(20));
     assert!(body.contains("\"oidc\""), "{body}");
 
     // Both algorithms verify, with the claim headers.
@@ -176,7 +147,7 @@ fn check_config_reaches_the_idp_and_only_warns_when_it_cannot() {
 async fn no_valid_request_fails_across_a_rotation() {
     let oidc = OidcProvider::start();
     let server = Server::start(&config(&oidc, "refresh_interval_s = 1"), &[]);
-    wait_readyz(&server, 200, Duration::from_secs(20));
+    server.wait_readyz(200, Duration::from_secs(20));
     let before = oidc.token(RESOURCE_RS256, "read");
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let tokens = std::sync::Arc::new(std::sync::Mutex::new(vec![before]));
@@ -242,7 +213,7 @@ async fn a_stopped_provider_serves_stale_keys_until_max_stale_then_fails_closed(
         &config(&oidc, "refresh_interval_s = 1\nmax_stale_s = 4"),
         &[],
     );
-    wait_readyz(&server, 200, Duration::from_secs(20));
+    server.wait_readyz(200, Duration::from_secs(20));
     let token = oidc.token(RESOURCE_RS256, "read");
     assert_eq!(code_of(&server, &token).await, GRPC_OK);
 
@@ -267,7 +238,7 @@ async fn a_stopped_provider_serves_stale_keys_until_max_stale_then_fails_closed(
     );
 
     // Past max_stale_s: fail closed, cached keys included, and /readyz says which provider.
-    let body = wait_readyz(&server, 503, Duration::from_secs(10));
+    let body = server.wait_readyz(503, Duration::from_secs(10));
     assert!(
         stopped.elapsed() >= Duration::from_secs(3),
         "failed closed too early"
@@ -291,7 +262,7 @@ async fn a_stopped_provider_serves_stale_keys_until_max_stale_then_fails_closed(
 
     // The provider returns: the keys come back without a restart.
     oidc.restart();
-    wait_readyz(&server, 200, Duration::from_secs(20));
+    server.wait_readyz(200, Duration::from_secs(20));
     assert_eq!(code_of(&server, &token).await, GRPC_OK);
 }
 
@@ -310,7 +281,7 @@ async fn ten_thousand_forged_kids_cost_the_provider_at_most_two_fetches() {
         ),
         &[],
     );
-    wait_readyz(&server, 200, Duration::from_secs(20));
+    server.wait_readyz(200, Duration::from_secs(20));
     let valid = oidc.token(RESOURCE_RS256, "read");
     assert_eq!(code_of(&server, &valid).await, GRPC_OK);
     oidc.reset_log();

@@ -11,7 +11,7 @@ mod common;
 #[path = "common/oidc.rs"]
 mod oidc;
 
-use common::{Scratch, Server, http_get};
+use common::{Scratch, Server};
 use oidc::{OidcProvider, RESOURCE_ES256, RESOURCE_RS256, jwt_header};
 use serde_json::Value;
 use std::io::{Read, Write};
@@ -33,37 +33,7 @@ const BUILD_LIMIT: Duration = Duration::from_secs(900);
 
 /// A verdict provider reading `oidc`'s discovery document and refreshing every second.
 fn config(oidc: &OidcProvider) -> String {
-    format!(
-        r#"
-[[providers]]
-name = "oidc"
-issuer = "{issuer}"
-discovery_uri = "{discovery}"
-audiences = ["{RESOURCE_RS256}", "{RESOURCE_ES256}"]
-algorithms = ["RS256", "ES256"]
-typ = "at+jwt"
-refresh_interval_s = 1
-"#,
-        issuer = oidc.issuer(),
-        discovery = oidc.discovery_uri(),
-    )
-}
-
-/// Polls `/readyz` until it answers 200 (bounded).
-fn wait_ready(server: &Server, timeout: Duration) {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let (status, body) = http_get(server.admin, "/readyz");
-        if status == 200 {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "/readyz stayed {status}: {body}\n{}",
-            server.logs()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    oidc.verdict_provider_toml("refresh_interval_s = 1")
 }
 
 /// Runs `child` to completion within `limit`, killing it if it overruns.
@@ -156,7 +126,7 @@ fn zero_valid_requests_fail_under_load_across_a_provider_key_rotation() {
     let built = started.elapsed();
     let oidc = OidcProvider::start();
     let server = Server::start(&config(&oidc), &[]);
-    wait_ready(&server, Duration::from_secs(20));
+    server.wait_readyz(200, Duration::from_secs(20));
 
     // Tokens of the keys published before the rotation, both algorithms.
     let scratch = Scratch::new("rotation-load");

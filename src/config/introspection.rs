@@ -30,17 +30,6 @@ pub enum ClientAuth {
     PrivateKeyJwt,
 }
 
-impl ClientAuth {
-    /// The method's registered name.
-    pub fn name(self) -> &'static str {
-        match self {
-            ClientAuth::ClientSecretBasic => "client_secret_basic",
-            ClientAuth::ClientSecretPost => "client_secret_post",
-            ClientAuth::PrivateKeyJwt => "private_key_jwt",
-        }
-    }
-}
-
 /// `introspection_unavailable`: what to do when the endpoint cannot answer.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize)]
 #[serde(rename_all = "snake_case")]

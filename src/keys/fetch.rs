@@ -41,7 +41,7 @@ impl Default for FetchLimits {
     }
 }
 
-/// Why a fetch failed. [`FetchError::code`] is the stable label used in metrics and logs.
+/// Why a fetch failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FetchError {
     /// The URL is not one verdict fetches from (scheme, host).
@@ -65,22 +65,6 @@ pub enum FetchError {
     /// Anything else the client reported.
     #[error("{0}")]
     Other(String),
-}
-
-impl FetchError {
-    /// A short stable code: `url`, `connect`, `timeout`, `http_status`, `too_large`,
-    /// `redirect`, `other`.
-    pub fn code(&self) -> &'static str {
-        match self {
-            FetchError::Url(_) => "url",
-            FetchError::Connect(_) => "connect",
-            FetchError::Timeout => "timeout",
-            FetchError::Status(_) => "http_status",
-            FetchError::TooLarge(_) => "too_large",
-            FetchError::Redirect(_) => "redirect",
-            FetchError::Other(_) => "other",
-        }
-    }
 }
 
 /// A successful exchange.

@@ -554,20 +554,7 @@ impl IntrospectionClient {
         let issuer = self.settings.issuer.clone();
         let found = self
             .control
-            .spawn(async move {
-                let fetched = fetcher
-                    .get(&uri, None)
-                    .await
-                    .map_err(|e| format!("discovery {uri}: {e}"))?;
-                let super::fetch::Fetched::Body { bytes, .. } = fetched else {
-                    return Err(format!("discovery {uri}: unexpected 304"));
-                };
-                let document = parse_discovery(&bytes, &issuer)
-                    .map_err(|e| format!("discovery {uri}: {e}"))?;
-                document
-                    .introspection_endpoint
-                    .ok_or_else(|| format!("discovery {uri}: no introspection_endpoint"))
-            })
+            .spawn(async move { discover_endpoint(&fetcher, &uri, &issuer).await })
             .await
             .map_err(|e| Unavailable(format!("the discovery task failed: {e}")))?
             .map_err(Unavailable)?;
@@ -591,6 +578,26 @@ impl Drop for Landing<'_> {
             shard.in_flight.remove(&self.digest);
         }
     }
+}
+
+/// The `introspection_endpoint` named by the discovery document at `uri`, which must speak for
+/// `issuer`.
+pub async fn discover_endpoint(
+    fetcher: &HttpFetcher,
+    uri: &str,
+    issuer: &str,
+) -> Result<String, String> {
+    let fetched = fetcher
+        .get(uri, None)
+        .await
+        .map_err(|e| format!("discovery {uri}: {e}"))?;
+    let super::fetch::Fetched::Body { bytes, .. } = fetched else {
+        return Err(format!("discovery {uri}: unexpected 304"));
+    };
+    let document = parse_discovery(&bytes, issuer).map_err(|e| format!("discovery {uri}: {e}"))?;
+    document
+        .introspection_endpoint
+        .ok_or_else(|| format!("discovery {uri}: no introspection_endpoint"))
 }
 
 fn cooldown_ms() -> u64 {

@@ -190,23 +190,8 @@ pub fn start(
     fetcher: HttpFetcher,
     publish: Arc<dyn Fn(KeyState) + Send + Sync>,
 ) -> (Arc<LiveSource>, impl Future<Output = ()> + Send + 'static) {
-    let live = Arc::new(LiveSource::new(&spec.provider, spec.rules));
-    let task = SourceTask {
-        live: Arc::clone(&live),
-        state: initial,
-        spec,
-        backend,
-        fetcher,
-        publish,
-        jwks_etag: None,
-        jwks_digest: None,
-        discovery_etag: None,
-        discovered_jwks: None,
-        file_stamp: None,
-        failures: 0,
-        logged_error: None,
-    };
-    (live, task.run())
+    let task = SourceTask::new(spec, initial, backend, fetcher, publish);
+    (Arc::clone(&task.live), task.run())
 }
 
 /// Fetches a source's key set once, as its task would at start, and returns the number of
@@ -216,21 +201,13 @@ pub async fn probe(
     backend: Arc<dyn Backend>,
     fetcher: HttpFetcher,
 ) -> Result<usize, String> {
-    let mut task = SourceTask {
-        live: Arc::new(LiveSource::new(&spec.provider, spec.rules)),
-        state: KeyState::failed("probe"),
+    let mut task = SourceTask::new(
         spec,
+        KeyState::failed("probe"),
         backend,
         fetcher,
-        publish: Arc::new(|_| {}),
-        jwks_etag: None,
-        jwks_digest: None,
-        discovery_etag: None,
-        discovered_jwks: None,
-        file_stamp: None,
-        failures: 0,
-        logged_error: None,
-    };
+        Arc::new(|_| {}),
+    );
     let outcome = match task.spec.location {
         Location::File(_) => task.reload_file(),
         _ => task.fetch(Cause::Scheduled).await,
@@ -293,6 +270,30 @@ fn unix_now() -> u64 {
 }
 
 impl SourceTask {
+    fn new(
+        spec: SourceSpec,
+        state: KeyState,
+        backend: Arc<dyn Backend>,
+        fetcher: HttpFetcher,
+        publish: Arc<dyn Fn(KeyState) + Send + Sync>,
+    ) -> SourceTask {
+        SourceTask {
+            live: Arc::new(LiveSource::new(&spec.provider, spec.rules)),
+            state,
+            spec,
+            backend,
+            fetcher,
+            publish,
+            jwks_etag: None,
+            jwks_digest: None,
+            discovery_etag: None,
+            discovered_jwks: None,
+            file_stamp: None,
+            failures: 0,
+            logged_error: None,
+        }
+    }
+
     async fn run(mut self) {
         let is_file = matches!(self.spec.location, Location::File(_));
         if let Location::File(path) = &self.spec.location {
@@ -551,30 +552,40 @@ impl SourceTask {
         Ok(Outcome::Updated(keys, None))
     }
 
-    /// Builds a key set from a JWKS; one that is not a JWKS or holds no usable key never
-    /// replaces the one serving.
     fn build(&self, jwks: &[u8]) -> Result<Arc<KeySet>, String> {
-        let keys = KeySet::from_jwks(jwks, &self.spec.algorithms, &*self.backend)
-            .map_err(|e| e.to_string())?;
-        metrics::gauge!(
-            names::KEYSET_SKIPPED_KEYS,
-            labels::PROVIDER => self.spec.provider.clone()
+        load_key_set(
+            &self.spec.provider,
+            jwks,
+            &self.spec.algorithms,
+            &*self.backend,
         )
-        .set(keys.skipped().len() as f64);
-        for skipped in keys.skipped() {
-            tracing::warn!(
-                provider = %self.spec.provider,
-                index = skipped.index,
-                kid = skipped.kid.as_deref().unwrap_or("-"),
-                reason = %skipped.reason,
-                "key skipped"
-            );
-        }
-        if keys.is_empty() {
-            return Err("the key set has no key usable with the allowed algorithms".into());
-        }
-        Ok(Arc::new(keys))
     }
+}
+
+/// Builds `provider`'s key set from a JWKS, logging and counting the keys it skipped. One that
+/// is not a JWKS or holds no usable key is an error: it never replaces the set serving.
+pub fn load_key_set(
+    provider: &str,
+    jwks: &[u8],
+    algorithms: &[Algorithm],
+    backend: &dyn Backend,
+) -> Result<Arc<KeySet>, String> {
+    let keys = KeySet::from_jwks(jwks, algorithms, backend).map_err(|e| e.to_string())?;
+    metrics::gauge!(names::KEYSET_SKIPPED_KEYS, labels::PROVIDER => provider.to_owned())
+        .set(keys.skipped().len() as f64);
+    for skipped in keys.skipped() {
+        tracing::warn!(
+            provider,
+            index = skipped.index,
+            kid = skipped.kid.as_deref().unwrap_or("-"),
+            reason = %skipped.reason,
+            "key skipped"
+        );
+    }
+    if keys.is_empty() {
+        return Err("the key set has no key usable with the allowed algorithms".into());
+    }
+    Ok(Arc::new(keys))
 }
 
 fn describe(what: &str, uri: &str, error: &FetchError) -> String {
@@ -696,6 +707,19 @@ mod tests {
         // An empty set is not "served stale": it already fails closed.
         assert_eq!(state.stale_s(160), 0);
         assert_eq!(KeyState::failed("x").stale_s(160), 0);
+        // Keys served while their source fails: stale since they were last confirmed.
+        let jwks = br#"{"keys":[{"kty":"OKP","crv":"Ed25519","kid":"k","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}"#;
+        let keys = load_key_set(
+            "p",
+            jwks,
+            &[Algorithm::EdDSA],
+            &crate::crypto::AwsLcBackend::default(),
+        )
+        .expect("one key");
+        let mut serving = KeyState::loaded(keys, 100);
+        assert_eq!(serving.stale_s(160), 0, "not failing: not stale");
+        serving.last_error = Some("down".into());
+        assert_eq!(serving.stale_s(160), 60);
     }
 
     #[test]

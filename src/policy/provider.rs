@@ -239,12 +239,14 @@ impl Providers {
 
 /// The `kid` of a compact JWS's header, if it parses and names one.
 pub fn token_kid(token: &str) -> Option<String> {
+    token_header(token)?.kid.map(|kid| kid.to_string())
+}
+
+/// A compact JWS's header, parsed again on a path that already failed (never on an allow).
+fn token_header(token: &str) -> Option<crate::jose::Header> {
     let header_b64 = token.split('.').next()?;
     let header = crate::jose::b64::decode(header_b64.as_bytes())?;
-    crate::jose::jws::parse_header(&header)
-        .ok()?
-        .kid
-        .map(|kid| kid.to_string())
+    crate::jose::jws::parse_header(&header).ok()
 }
 
 /// An allowed request.
@@ -398,11 +400,7 @@ fn readable_alg(token: &str, reason: Reject) -> Option<Algorithm> {
         Reject::UnknownKey
         | Reject::AmbiguousKey
         | Reject::AlgorithmNotAllowed
-        | Reject::NoKeys => {
-            let header_b64 = token.split('.').next()?;
-            let header = crate::jose::b64::decode(header_b64.as_bytes())?;
-            crate::jose::jws::parse_header(&header).ok().map(|h| h.alg)
-        }
+        | Reject::NoKeys => token_header(token).map(|h| h.alg),
         _ => None,
     }
 }

@@ -74,14 +74,7 @@ pub fn build(
             }
             let initial = carried.unwrap_or_else(|| initial_state(p, &**backend, now));
             let mut provider = provider_from_config(p, config).with_key_state(initial.clone());
-            if let Some(location) = location(p) {
-                let spec = SourceSpec {
-                    provider: p.name.clone(),
-                    issuer: p.issuer.clone(),
-                    location,
-                    algorithms: p.algorithms.clone(),
-                    rules: refresh_rules(p),
-                };
+            if let Some(spec) = source_spec(p) {
                 match HttpFetcher::new(fetch_limits(p)) {
                     Ok(fetcher) => {
                         let (source, task) = live::start(
@@ -144,33 +137,14 @@ pub fn probe_remote(config: &Config, backend: &Arc<dyn Backend>) -> Vec<String> 
             let Some(uri) = p.discovery_uri.clone() else {
                 continue;
             };
-            let issuer = p.issuer.clone();
-            runtime.block_on(async move {
-                match fetcher.get(&uri, None).await {
-                    Ok(crate::keys::fetch::Fetched::Body { bytes, .. }) => {
-                        crate::keys::live::parse_discovery(&bytes, &issuer)
-                            .and_then(|d| {
-                                d.introspection_endpoint
-                                    .map(|_| 0)
-                                    .ok_or_else(|| "no introspection_endpoint".to_owned())
-                            })
-                            .map_err(|e| format!("discovery {uri}: {e}"))
-                    }
-                    Ok(_) => Err(format!("discovery {uri}: unexpected 304")),
-                    Err(e) => Err(format!("discovery {uri}: {e}")),
-                }
-            })
-        } else if p.key_source().is_remote() {
-            let Some(location) = location(p) else {
-                continue;
-            };
-            let spec = SourceSpec {
-                provider: p.name.clone(),
-                issuer: p.issuer.clone(),
-                location,
-                algorithms: p.algorithms.clone(),
-                rules: refresh_rules(p),
-            };
+            runtime
+                .block_on(crate::keys::introspect::discover_endpoint(
+                    &fetcher, &uri, &p.issuer,
+                ))
+                .map(|_| 0)
+        } else if p.key_source().is_remote()
+            && let Some(spec) = source_spec(p)
+        {
             runtime.block_on(live::probe(spec, Arc::clone(backend), fetcher))
         } else {
             continue;
@@ -227,14 +201,21 @@ fn introspection_client(
     IntrospectionClient::new(settings, fetcher, control.clone())
 }
 
-/// Where a provider's live source reads, or `None` for inline keys (nothing to watch).
-fn location(p: &ProviderConfig) -> Option<Location> {
-    match p.key_source() {
-        KeySource::Uri(uri) => Some(Location::Jwks(uri)),
-        KeySource::Discovery(uri) => Some(Location::Discovery(uri)),
-        KeySource::File(path) => Some(Location::File(path)),
-        KeySource::Inline(_) => None,
-    }
+/// What a provider's live source needs, or `None` for inline keys (nothing to watch).
+fn source_spec(p: &ProviderConfig) -> Option<SourceSpec> {
+    let location = match p.key_source() {
+        KeySource::Uri(uri) => Location::Jwks(uri),
+        KeySource::Discovery(uri) => Location::Discovery(uri),
+        KeySource::File(path) => Location::File(path),
+        KeySource::Inline(_) => return None,
+    };
+    Some(SourceSpec {
+        provider: p.name.clone(),
+        issuer: p.issuer.clone(),
+        location,
+        algorithms: p.algorithms.clone(),
+        rules: refresh_rules(p),
+    })
 }
 
 /// The provider's refresh timing, from its config keys.
@@ -271,25 +252,12 @@ fn initial_state(p: &ProviderConfig, backend: &dyn Backend, now: u64) -> KeyStat
             return KeyState::failed(format!("{source}: first fetch not finished yet"));
         }
     };
-    match KeySet::from_jwks(&jwks, &p.algorithms, backend) {
-        Ok(keys) if !keys.is_empty() => {
-            for skipped in keys.skipped() {
-                tracing::warn!(
-                    provider = %p.name,
-                    index = skipped.index,
-                    kid = skipped.kid.as_deref().unwrap_or("-"),
-                    reason = %skipped.reason,
-                    "key skipped"
-                );
-            }
+    match live::load_key_set(&p.name, &jwks, &p.algorithms, backend) {
+        Ok(keys) => {
             tracing::info!(provider = %p.name, keys = keys.len(), "key set loaded");
-            KeyState::loaded(Arc::new(keys), now)
+            KeyState::loaded(keys, now)
         }
-        Ok(_) => failed(
-            p,
-            "the key set has no key usable with the allowed algorithms".into(),
-        ),
-        Err(e) => failed(p, e.to_string()),
+        Err(error) => failed(p, error),
     }
 }
 

@@ -417,6 +417,24 @@ impl Server {
         }
     }
 
+    /// Polls `/readyz` until it answers `want` (bounded by `timeout`, else the test fails with
+    /// the last body and the logs); returns that answer's body.
+    pub fn wait_readyz(&self, want: u16, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let (status, body) = http_get(self.admin, "/readyz");
+            if status == want {
+                return body;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "/readyz stayed {status} (wanted {want}): {body}\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// An ext_authz client on a connection of its own.
     pub async fn authz(&self) -> AuthorizationClient<Channel> {
         AuthorizationClient::new(connect(self.grpc).await)

@@ -143,6 +143,25 @@ pub struct OidcProvider {
 }
 
 impl OidcProvider {
+    /// A verdict `[[providers]]` table named `oidc` reading this provider's discovery document,
+    /// trusting its RS256 and ES256 JWT access tokens, with `extra` provider keys.
+    pub fn verdict_provider_toml(&self, extra: &str) -> String {
+        format!(
+            r#"
+[[providers]]
+name = "oidc"
+issuer = "{issuer}"
+discovery_uri = "{discovery}"
+audiences = ["{RESOURCE_RS256}", "{RESOURCE_ES256}"]
+algorithms = ["RS256", "ES256"]
+typ = "at+jwt"
+{extra}
+"#,
+            issuer = self.issuer(),
+            discovery = self.discovery_uri(),
+        )
+    }
+
     /// Installs the npm packages if needed, starts the provider on an ephemeral loopback port
     /// and waits (up to [`READY_TIMEOUT`]) until it serves; panics with its stderr if it fails.
     pub fn start() -> OidcProvider {
