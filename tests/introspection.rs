@@ -10,7 +10,9 @@ mod common;
 mod oidc;
 
 use common::{Server, bearer_check, check, grpc_code, http_get};
-use oidc::{CLIENT_ID, CLIENT_SECRET, OidcProvider, RESOURCE_OPAQUE, RESOURCE_RS256};
+use oidc::{
+    CLIENT_ID, CLIENT_SECRET, OidcProvider, PKJWT_CLIENT_ID, RESOURCE_OPAQUE, RESOURCE_RS256,
+};
 use std::time::{Duration, Instant};
 
 const GRPC_OK: i32 = 0;
@@ -238,4 +240,123 @@ async fn allow_cached_serves_tokens_seen_active_while_the_endpoint_is_down() {
     std::thread::sleep(Duration::from_millis(1100));
     assert_eq!(code_of(&server, &seen).await, GRPC_OK, "{}", server.logs());
     assert_eq!(code_of(&server, &unseen).await, GRPC_UNAUTHENTICATED);
+}
+
+/// A PKCS#8 PEM for `der`.
+fn pkcs8_pem(der: &[u8]) -> String {
+    let body = oidc::base64_encode(der);
+    let lines: Vec<&str> = body
+        .as_bytes()
+        .chunks(64)
+        .map(|line| std::str::from_utf8(line).expect("base64 is ASCII"))
+        .collect();
+    format!(
+        "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+        lines.join("\n")
+    )
+}
+
+/// An introspection provider authenticating as the `private_key_jwt` client with `key_file`.
+fn pkjwt_config(oidc: &OidcProvider, key_file: &str) -> String {
+    format!(
+        r#"
+[cache]
+max_ttl_s = 60
+
+[[providers]]
+name = "opaque"
+type = "introspection"
+issuer = "{issuer}"
+discovery_uri = "{discovery}"
+client_id = "{PKJWT_CLIENT_ID}"
+client_key_file = "{key_file}"
+required_scopes = ["read"]
+claims_to_headers = {{ client_id = "x-verdict-client" }}
+"#,
+        issuer = oidc.issuer(),
+        discovery = oidc.discovery_uri(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn private_key_jwt_clients_introspect_with_rsa_and_p256_assertions() {
+    use aws_lc_rs::encoding::AsDer;
+    use aws_lc_rs::rand::SystemRandom;
+    use aws_lc_rs::rsa::KeySize;
+    use aws_lc_rs::signature::{
+        ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair, RsaKeyPair,
+    };
+
+    let p256_der =
+        EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new())
+            .expect("P-256 key");
+    let p256 = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, p256_der.as_ref())
+        .expect("P-256 pkcs8");
+    let point = p256.public_key().as_ref();
+    let rsa = RsaKeyPair::generate(KeySize::Rsa2048).expect("RSA-2048 key");
+    let rsa_der = rsa.as_der().expect("RSA pkcs8");
+    let rsa_public = rsa.public_key();
+    // verdict's assertions carry no kid: the provider picks the client key by its type.
+    let jwks = serde_json::json!({ "keys": [
+        { "kty": "EC", "crv": "P-256", "alg": "ES256", "use": "sig",
+          "x": oidc::base64url_encode(&point[1..33]), "y": oidc::base64url_encode(&point[33..]) },
+        { "kty": "RSA", "alg": "RS256", "use": "sig",
+          "n": oidc::base64url_encode(rsa_public.modulus().big_endian_without_leading_zero()),
+          "e": oidc::base64url_encode(rsa_public.exponent().big_endian_without_leading_zero()) },
+    ]});
+    let oidc = OidcProvider::start_with_pkjwt(&jwks.to_string());
+    // The only key the provider does not know: a second P-256 key.
+    let stranger_der =
+        EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new())
+            .expect("P-256 key");
+
+    for (what, der) in [("P-256", p256_der.as_ref()), ("RSA", rsa_der.as_ref())] {
+        let server = Server::start(
+            &pkjwt_config(&oidc, "client.pem"),
+            &[("client.pem", pkcs8_pem(der).as_bytes())],
+        );
+        server.wait_readyz(200, Duration::from_secs(20));
+        let opaque = oidc.token(RESOURCE_OPAQUE, "read");
+        let mut client = server.authz().await;
+        let answer = check(&mut client, bearer_check(&opaque)).await;
+        assert_eq!(
+            grpc_code(&answer),
+            GRPC_OK,
+            "{what}: {answer:?}\n{}\n{}",
+            server.logs(),
+            oidc.logs()
+        );
+        assert!(
+            format!("{answer:?}").contains(CLIENT_ID),
+            "{what}: {answer:?}"
+        );
+        // Each call signs a fresh assertion (a new jti), which the provider requires.
+        let second = oidc.token(RESOURCE_OPAQUE, "read");
+        assert_eq!(code_of(&server, &second).await, GRPC_OK, "{what}");
+        assert_eq!(code_of(&server, "never-issued").await, GRPC_UNAUTHENTICATED);
+    }
+
+    // A key the provider has not registered: the provider refuses the client, so nothing is
+    // allowed, and verdict says why.
+    let server = Server::start(
+        &pkjwt_config(&oidc, "client.pem"),
+        &[("client.pem", pkcs8_pem(stranger_der.as_ref()).as_bytes())],
+    );
+    server.wait_readyz(200, Duration::from_secs(20));
+    let opaque = oidc.token(RESOURCE_OPAQUE, "read");
+    assert_eq!(code_of(&server, &opaque).await, GRPC_UNAUTHENTICATED);
+    assert!(
+        server
+            .metric_where(
+                "verdict_checks_total",
+                &[
+                    ("provider", "opaque"),
+                    ("reason", "introspection_unavailable")
+                ]
+            )
+            .is_some_and(|n| n >= 1.0),
+        "{}",
+        server.metrics_text()
+    );
+    assert!(oidc.logs().contains("invalid_client"), "{}", oidc.logs());
 }

@@ -8,6 +8,7 @@ use super::alg::Algorithm;
 use super::b64;
 use super::json::{Shallow, StrictJsonError, walk_object};
 use super::reject::Reject;
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::mem::MaybeUninit;
 use std::sync::Arc;
@@ -278,30 +279,19 @@ pub fn parse_header(bytes: &[u8]) -> Result<Header, Reject> {
     })
 }
 
-/// Reads the unverified `iss` of a compact JWS, only to choose which provider's keys and rules
-/// apply (as Envoy's jwt_authn does). The same caps apply; nothing else in the payload is used
-/// before the signature verifies.
-pub fn peek_issuer(token: &[u8], limits: &Limits) -> Result<Option<String>, Reject> {
-    if token.len() > limits.max_token_bytes {
-        return Err(Reject::TokenTooLarge);
-    }
-    let mut parts = token.split(|b| *b == b'.');
-    let payload_b64 = match (parts.next(), parts.next()) {
-        (Some(_), Some(payload)) => payload,
-        _ => return Err(Reject::Malformed),
-    };
-    if b64::decoded_len(payload_b64.len()) > limits.max_payload_bytes {
-        return Err(Reject::PayloadTooLarge);
-    }
-    let payload = b64::decode(payload_b64).ok_or(Reject::BadBase64)?;
+/// Reads the unverified `iss` of a decoded payload ([`CompactJws::payload`]), only to choose
+/// which provider's keys and rules apply (as Envoy's jwt_authn does). The walk is as strict as
+/// the claims check's; nothing else in the payload is used before the signature verifies, and
+/// the claims check compares `iss` with the chosen provider's issuer again.
+pub fn payload_issuer(payload: &[u8]) -> Result<Option<Cow<'_, str>>, Reject> {
     let mut iss = None;
-    walk_object(&payload, &["iss"], &mut |_, value| iss = Some(value)).map_err(|e| match e {
+    walk_object(payload, &["iss"], &mut |_, value| iss = Some(value)).map_err(|e| match e {
         StrictJsonError::DuplicateMember => Reject::DuplicateMember,
         StrictJsonError::Invalid => Reject::BadClaims,
     })?;
     match iss {
         None => Ok(None),
-        Some(Shallow::String(iss)) => Ok(Some(iss.into_owned())),
+        Some(Shallow::String(iss)) => Ok(Some(iss)),
         Some(_) => Err(Reject::BadClaims),
     }
 }

@@ -16,5 +16,5 @@ mod roca;
 pub use alg::{Algorithm, Curve, KeyFamily};
 pub use claims::{ClaimRules, Claims};
 pub use jwk::{Jwk, JwkError, KeyMaterial, ParsedJwks, parse_jwk, parse_jwks};
-pub use jws::{CompactJws, Header, Limits, parse_compact, peek_issuer};
+pub use jws::{CompactJws, Header, Limits, parse_compact, payload_issuer};
 pub use reject::Reject;

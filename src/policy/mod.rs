@@ -67,7 +67,19 @@ pub fn begin<'t, 'k>(
     policy: &TokenPolicy,
     keys: &'k KeySet,
 ) -> Result<Pending<'t, 'k>, Reject> {
-    let jws = crate::jose::parse_compact(token, &policy.limits)?;
+    begin_parsed(
+        crate::jose::parse_compact(token, &policy.limits)?,
+        policy,
+        keys,
+    )
+}
+
+/// [`begin`] for a token already parsed within `policy.limits` (routing by `iss` parses it once).
+pub fn begin_parsed<'t, 'k>(
+    jws: CompactJws<'t>,
+    policy: &TokenPolicy,
+    keys: &'k KeySet,
+) -> Result<Pending<'t, 'k>, Reject> {
     if !policy.algorithms.contains(&jws.header.alg) {
         return Err(Reject::AlgorithmNotAllowed);
     }

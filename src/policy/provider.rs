@@ -1,9 +1,9 @@
 //! Providers (an issuer, its keys and rules), credential extraction and the allow/deny
 //! decision for one request. Pure: keys, the engine and `now` are given.
 
-use super::{TokenPolicy, begin};
+use super::{TokenPolicy, begin, begin_parsed};
 use crate::crypto::{Backend, VerifyJob};
-use crate::jose::{Algorithm, Reject, peek_issuer};
+use crate::jose::{Algorithm, CompactJws, Reject, parse_compact, payload_issuer};
 use crate::keys::KeySet;
 use crate::keys::introspect::IntrospectionClient;
 use crate::keys::live::{KeyState, LiveSource};
@@ -317,31 +317,57 @@ pub enum Selector<'a> {
 }
 
 impl Providers {
-    fn select(&self, token: &str, selector: Selector<'_>) -> Result<&Provider, Reject> {
+    /// The provider for `token`, and the token already parsed when routing by `iss` had to
+    /// parse it within that provider's limits (so its payload is decoded once).
+    fn select<'t>(
+        &self,
+        token: &'t str,
+        selector: Selector<'_>,
+    ) -> Result<(&Provider, Option<CompactJws<'t>>), Reject> {
         match selector {
             Selector::Name(name) => self
                 .list
                 .iter()
                 .find(|p| p.name == name)
+                .map(|p| (p, None))
                 .ok_or(Reject::WrongIssuer),
             Selector::Issuer(source) => {
                 if let Some(only) = self.only_jwt.and_then(|index| self.list.get(index))
                     && source.is_none_or(|s| *s == only.source)
                 {
-                    return Ok(only);
+                    return Ok((only, None));
                 }
                 let limits = self
                     .list
                     .first()
                     .map(|p| p.policy.limits)
                     .unwrap_or_default();
-                let issuer = peek_issuer(token.as_bytes(), &limits)?.ok_or(Reject::WrongIssuer)?;
-                match self.by_issuer(&issuer) {
-                    Some(p) if source.is_none_or(|s| *s == p.source) => Ok(p),
-                    _ => Err(Reject::WrongIssuer),
-                }
+                let jws = parse_compact(token.as_bytes(), &limits)?;
+                let provider = {
+                    let issuer = payload_issuer(jws.payload())?.ok_or(Reject::WrongIssuer)?;
+                    match self.by_issuer(&issuer) {
+                        Some(p) if source.is_none_or(|s| *s == p.source) => p,
+                        _ => return Err(Reject::WrongIssuer),
+                    }
+                };
+                // Parsed within the first provider's caps; a provider with other caps parses
+                // again within its own.
+                let parsed = (provider.policy.limits == limits).then_some(jws);
+                Ok((provider, parsed))
             }
         }
+    }
+}
+
+/// Parses (unless routing already did), checks the algorithm and picks the key.
+fn begin_selected<'t, 'p>(
+    token: &'t str,
+    provider: &'p Provider,
+    parsed: Option<CompactJws<'t>>,
+) -> Result<super::Pending<'t, 'p>, Reject> {
+    match parsed {
+        Some(jws) => begin_parsed(jws, &provider.policy, &provider.keys),
+        None => begin(token.as_bytes(), &provider.policy, &provider.keys),
     }
 }
 
@@ -362,14 +388,14 @@ pub fn judge_batch<'p>(
             provider,
             alg: None,
         };
-        let provider = match providers.select(token, *selector) {
-            Ok(p) => p,
+        let (provider, parsed) = match providers.select(token, *selector) {
+            Ok(selected) => selected,
             Err(reason) => {
                 results.push(Err(failed(reason, None)));
                 continue;
             }
         };
-        match begin(token.as_bytes(), &provider.policy, &provider.keys) {
+        match begin_selected(token, provider, parsed) {
             Ok(p) => {
                 // Placeholder until the batch answers; overwritten below.
                 results.push(Err(failed(Reject::BadSignature, Some(provider))));
@@ -412,17 +438,16 @@ fn prepare<'t, 'p>(
     selector: Selector<'_>,
     providers: &'p Providers,
 ) -> Result<(&'p Provider, super::Pending<'t, 'p>), Failed<'p>> {
-    let provider = providers.select(token, selector).map_err(|reason| Failed {
+    let (provider, parsed) = providers.select(token, selector).map_err(|reason| Failed {
         reason,
         provider: None,
         alg: None,
     })?;
-    let pending =
-        begin(token.as_bytes(), &provider.policy, &provider.keys).map_err(|reason| Failed {
-            reason,
-            provider: Some(provider),
-            alg: readable_alg(token, reason),
-        })?;
+    let pending = begin_selected(token, provider, parsed).map_err(|reason| Failed {
+        reason,
+        provider: Some(provider),
+        alg: readable_alg(token, reason),
+    })?;
     Ok((provider, pending))
 }
 
