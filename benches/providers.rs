@@ -194,6 +194,8 @@ fn setup() -> Setup {
             providers: Arc::new(ArcSwap::from_pointee(Providers::new(list))),
             backend: Arc::clone(&backend),
             clock: system_clock,
+            // The decision path itself: no answer cache in front of it.
+            answers: None,
         }
     };
     let middle = MANY / 2;

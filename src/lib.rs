@@ -4,6 +4,7 @@
 //! - [`jose`]: the sans-IO token core (parsing, JWKs, claim rules);
 //! - [`crypto`]: verification engines behind the [`crypto::Backend`] trait;
 //! - [`keys`]: prepared key sets per issuer;
+//! - [`cache`]: lock-free sharded caches of answers;
 //! - [`policy`]: providers' rules and the verification pipeline.
 
 // Indexing can panic on attacker-controlled lengths: library code uses get() and iterators.
@@ -11,6 +12,7 @@
 // A panic in the appliance is an outage: library code returns errors; tests may `expect`.
 #![cfg_attr(not(test), deny(clippy::expect_used, clippy::panic))]
 
+pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod crypto;

@@ -23,6 +23,9 @@ pub struct KeyEntry {
     pub kid: Option<String>,
     /// Prepared keys, one per usable algorithm (usually one).
     pub prepared: Vec<PreparedKey>,
+    /// A digest of the `kid` and public material: equal across refetches while the key stays
+    /// published, so answers cached under it can tell whether it left.
+    pub fingerprint: u64,
 }
 
 impl KeyEntry {
@@ -167,6 +170,20 @@ impl KeySet {
         &self.entries
     }
 
+    /// The fingerprint of the entry holding `key` (compared by address: `key` came from this
+    /// set's [`KeySet::select`]).
+    pub fn fingerprint_of(&self, key: &PreparedKey) -> Option<u64> {
+        self.entries
+            .iter()
+            .find(|entry| entry.prepared.iter().any(|p| std::ptr::eq(p, key)))
+            .map(|entry| entry.fingerprint)
+    }
+
+    /// Whether a key with this fingerprint is still in the set.
+    pub fn has_fingerprint(&self, fingerprint: u64) -> bool {
+        self.entries.iter().any(|e| e.fingerprint == fingerprint)
+    }
+
     /// Picks the key for a token header. The algorithm must already be on the allow-list; the
     /// key must have been prepared for exactly that algorithm, so the header can never make a
     /// key verify under another scheme.
@@ -232,7 +249,39 @@ fn prepare_entry(
     Ok(KeyEntry {
         kid: jwk.kid.clone(),
         prepared,
+        fingerprint: fingerprint(jwk),
     })
+}
+
+/// SHA-256 over the `kid` and the key material (each part length-prefixed), first 8 bytes.
+fn fingerprint(jwk: &Jwk) -> u64 {
+    use crate::jose::KeyMaterial;
+    let mut context = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    let mut part = |tag: u8, bytes: &[u8]| {
+        context.update(&[tag]);
+        context.update(&(bytes.len() as u64).to_le_bytes());
+        context.update(bytes);
+    };
+    part(0, jwk.kid.as_deref().unwrap_or("").as_bytes());
+    match &jwk.material {
+        KeyMaterial::Rsa { n, e } => {
+            part(1, n);
+            part(2, e);
+        }
+        KeyMaterial::Ec { curve, x, y } => {
+            part(3, format!("{curve:?}").as_bytes());
+            part(4, x);
+            part(5, y);
+        }
+        KeyMaterial::Ed25519 { x } => part(6, x),
+        KeyMaterial::Oct { k } => part(7, k),
+    }
+    let digest = context.finish();
+    let mut first = [0u8; 8];
+    for (out, byte) in first.iter_mut().zip(digest.as_ref()) {
+        *out = *byte;
+    }
+    u64::from_le_bytes(first)
 }
 
 #[cfg(test)]

@@ -6,9 +6,11 @@
 //! the signature checks of many requests into one batch between the two halves.
 #![forbid(unsafe_code)]
 
+pub mod cached;
 pub mod introspection;
 pub mod provider;
 
+pub use cached::{CachedAllow, CachedDeny};
 pub use introspection::PendingIntrospection;
 pub use provider::{
     Allowed, CredentialSource, Deciding, Decision, Denied, Failed, Judged, PendingDecision,

@@ -155,11 +155,27 @@ pub struct Providers {
     /// The JWT provider, when there is exactly one (its tokens need no `iss` lookup).
     only_jwt: Option<usize>,
     sources: Vec<CredentialSource>,
+    /// Unique per configuration (a reload gets a new one); key refreshes keep it.
+    config_id: u64,
+    /// Unique per published snapshot (every reload and every key-set change).
+    snapshot_id: u64,
+}
+
+/// Source of [`Providers`] ids: unique within the process.
+static NEXT_PROVIDERS_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+fn next_providers_id() -> u64 {
+    NEXT_PROVIDERS_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 impl Providers {
     /// Builds the set; issuers must be unique (config validation guarantees it).
     pub fn new(list: Vec<Provider>) -> Providers {
+        let id = next_providers_id();
+        Self::build(list, id, id)
+    }
+
+    fn build(list: Vec<Provider>, config_id: u64, snapshot_id: u64) -> Providers {
         let mut by_issuer = HashMap::with_capacity(list.len());
         let mut sources: Vec<CredentialSource> = Vec::new();
         let mut jwt = Vec::new();
@@ -182,7 +198,20 @@ impl Providers {
                 _ => None,
             },
             sources,
+            config_id,
+            snapshot_id,
         }
+    }
+
+    /// Unique per configuration: cached answers of another configuration are not served.
+    pub fn config_id(&self) -> u64 {
+        self.config_id
+    }
+
+    /// Unique per published snapshot: answers that depend on every key set (a bad signature,
+    /// an unknown issuer) are only served from the snapshot that made them.
+    pub fn snapshot_id(&self) -> u64 {
+        self.snapshot_id
     }
 
     /// The providers, in configuration order.
@@ -208,7 +237,7 @@ impl Providers {
         let mut list = self.list.clone();
         let slot = list.get_mut(index)?;
         *slot = slot.with_key_state(state);
-        Some(Providers::new(list))
+        Some(Self::build(list, self.config_id, next_providers_id()))
     }
 
     /// The request's credential and the source it came from, in the providers' source order.
@@ -216,6 +245,16 @@ impl Providers {
         self.sources
             .iter()
             .find_map(|source| source.extract(request).map(|t| (t, source)))
+    }
+
+    /// The request's credential and its source's position (which decides the providers that
+    /// judge it, so caches key answers by both).
+    pub fn credential_at<'a>(&self, request: &RequestView<'a>) -> Option<(&'a str, u32)> {
+        self.sources.iter().enumerate().find_map(|(index, source)| {
+            source
+                .extract(request)
+                .map(|t| (t, u32::try_from(index).unwrap_or(u32::MAX)))
+        })
     }
 
     /// For a request denied with `unknown_key` by `provider`: that provider and the `kid` its
@@ -242,8 +281,8 @@ pub fn token_kid(token: &str) -> Option<String> {
     token_header(token)?.kid.map(|kid| kid.to_string())
 }
 
-/// A compact JWS's header, parsed again on a path that already failed (never on an allow).
-fn token_header(token: &str) -> Option<crate::jose::Header> {
+/// A compact JWS's header, parsed again off the hot path (a failure, or an answer being cached).
+pub(super) fn token_header(token: &str) -> Option<crate::jose::Header> {
     let header_b64 = token.split('.').next()?;
     let header = crate::jose::b64::decode(header_b64.as_bytes())?;
     crate::jose::jws::parse_header(&header).ok()
@@ -279,8 +318,8 @@ pub struct Denied {
 /// The answer for one request; the provider name is reported for allow and deny alike.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Decision {
-    /// Let the request through.
-    Allow(Allowed),
+    /// Let the request through (shared: a cached answer is handed out without a copy).
+    Allow(Arc<Allowed>),
     /// Refuse it; the `Option<String>` is the provider, when one was selected.
     Deny(Denied, Option<String>),
 }
@@ -611,14 +650,14 @@ pub(super) fn allow(
             None => headers_to_remove.push(header.clone()),
         }
     }
-    Decision::Allow(Allowed {
+    Decision::Allow(Arc::new(Allowed {
         provider: provider.name.clone(),
         alg,
         headers,
         headers_to_remove,
         claims,
         expires_at,
-    })
+    }))
 }
 
 /// Whether every required scope is granted by `scope` (space-separated) or `scp` (array).

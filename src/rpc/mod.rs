@@ -4,6 +4,7 @@
 //! anything themselves.
 #![forbid(unsafe_code)]
 
+pub mod answers;
 pub mod ext_authz;
 pub mod observe;
 pub mod verifier;
@@ -36,6 +37,8 @@ pub struct ServiceState {
     pub backend: Arc<dyn Backend>,
     /// The clock, in Unix seconds (a function so tests can pin it).
     pub clock: fn() -> u64,
+    /// The answer caches; `None` when `[cache]` turns them off.
+    pub answers: Option<Arc<answers::Answers>>,
 }
 
 impl std::fmt::Debug for ServiceState {
@@ -61,11 +64,44 @@ impl ServiceState {
 }
 
 impl ServiceState {
-    /// Decides one request on the current providers snapshot. A token whose `kid` its
-    /// provider's key set lacks waits, at most the provider's `kid_miss_wait_ms`, for a refetch
-    /// of that key set (rate-limited and single-flight, see [`crate::keys::live`]) and is then
-    /// decided again on the new snapshot; every other request is decided without waiting.
+    /// Decides one request: from the answer caches when a stored answer still stands (see
+    /// [`answers`]), else on the current providers snapshot, with concurrent misses of one
+    /// credential waiting for the first.
     pub async fn decide(&self, view: &RequestView<'_>) -> Decision {
+        let Some(answers) = &self.answers else {
+            return self.decide_fresh(view).await;
+        };
+        let judged_on = self.providers.load_full();
+        let Some((token, source)) = judged_on.credential_at(view) else {
+            return self.decide_fresh(view).await;
+        };
+        let now = (self.clock)();
+        let key = answers.key(source, token);
+        let _leader = match answers.lookup(key, &judged_on, now) {
+            answers::Lookup::Hit(decision) => return decision,
+            answers::Lookup::Miss(_, leader) => leader,
+            answers::Lookup::Wait(_, follower) => {
+                follower.wait().await;
+                let current = self.providers.load();
+                if let Some(decision) = answers.get(key, &current, (self.clock)()) {
+                    return decision;
+                }
+                // The leader's answer was not cacheable (or it was cancelled): decide here.
+                None
+            }
+        };
+        let decision = self.decide_fresh(view).await;
+        let current = self.providers.load();
+        answers.store(key, token, &decision, &judged_on, &current, now);
+        decision
+    }
+
+    /// Decides one request on the current providers snapshot, without the caches. A token
+    /// whose `kid` its provider's key set lacks waits, at most the provider's
+    /// `kid_miss_wait_ms`, for a refetch of that key set (rate-limited and single-flight, see
+    /// [`crate::keys::live`]) and is then decided again on the new snapshot; every other
+    /// request is decided without waiting.
+    pub async fn decide_fresh(&self, view: &RequestView<'_>) -> Decision {
         let providers = self.providers.load_full();
         let decision = self.decide_on(view, &providers).await;
         let Some((provider, kid)) = providers.unknown_kid(&decision, view) else {

@@ -43,6 +43,9 @@ struct Demo {
     token: String,
 }
 
+/// Shards of each answer cache: enough that writers on different cores rarely share one.
+const ANSWER_CACHE_SHARDS: usize = 64;
+
 /// Runs the appliance until SIGTERM/SIGINT.
 pub fn serve(options: ServeOptions) -> ExitCode {
     let (config, demo) = match &options.config {
@@ -109,10 +112,20 @@ pub fn serve(options: ServeOptions) -> ExitCode {
         system_clock(),
     );
     snapshot.providers.store(Arc::new(providers));
+    // Sized once at start: a reload keeps the caches (answers of the old configuration are
+    // never served again; see `policy::cached`).
+    let answers = match crate::rpc::answers::Answers::new(&config.cache, ANSWER_CACHE_SHARDS) {
+        Ok(answers) => answers.map(Arc::new),
+        Err(error) => {
+            eprintln!("verdict: {error}");
+            return ExitCode::from(EXIT_START_FAILURE);
+        }
+    };
     let state = ServiceState {
         providers: Arc::clone(&snapshot.providers),
         backend,
         clock: system_clock,
+        answers,
     };
     let keys = KeyWiring { snapshot, sources };
     match run(

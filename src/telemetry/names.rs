@@ -68,6 +68,19 @@ pub const INTROSPECTION_DURATION_SECONDS: &str = "verdict_introspection_duration
 /// (`hit`|`miss`).
 pub const INTROSPECTION_CACHE_LOOKUPS_TOTAL: &str = "verdict_introspection_cache_lookups_total";
 
+/// Counter of answer-cache lookups. Labels: [`labels::CACHE`] (`verified`|`negative`),
+/// [`labels::RESULT`] (`hit`|`miss`). A check that misses the verified cache then looks in the
+/// negative one.
+pub const CACHE_LOOKUPS_TOTAL: &str = "verdict_cache_lookups_total";
+
+/// Gauge: entries held by an answer cache (expired ones count until replaced). Label:
+/// [`labels::CACHE`].
+pub const CACHE_ENTRIES: &str = "verdict_cache_entries";
+
+/// Counter of still-valid entries an answer cache pushed out for newer ones. Label:
+/// [`labels::CACHE`]. A steady rise means `max_entries` is smaller than the working set.
+pub const CACHE_EVICTIONS_TOTAL: &str = "verdict_cache_evictions_total";
+
 /// Gauge: 1 while the provider's introspection circuit is open (calls refused), else 0.
 /// Label: [`labels::PROVIDER`].
 pub const INTROSPECTION_CIRCUIT_OPEN: &str = "verdict_introspection_circuit_open";
@@ -118,6 +131,8 @@ pub mod labels {
     pub const VERSION: &str = "version";
     /// Label key: why a key set was fetched.
     pub const CAUSE: &str = "cause";
+    /// Label key: which answer cache (`verified`|`negative`).
+    pub const CACHE: &str = "cache";
     /// Label key of a summary's quantile (Prometheus convention).
     pub const QUANTILE: &str = "quantile";
 
@@ -219,6 +234,21 @@ pub fn describe_all() {
         INTROSPECTION_CACHE_LOOKUPS_TOTAL,
         Unit::Count,
         "Introspection cache lookups, by provider and result."
+    );
+    describe_counter!(
+        CACHE_LOOKUPS_TOTAL,
+        Unit::Count,
+        "Answer cache lookups, by cache (verified, negative) and result (hit, miss)."
+    );
+    describe_gauge!(
+        CACHE_ENTRIES,
+        Unit::Count,
+        "Entries held by the answer cache."
+    );
+    describe_counter!(
+        CACHE_EVICTIONS_TOTAL,
+        Unit::Count,
+        "Still-valid entries the answer cache pushed out for newer ones."
     );
     describe_gauge!(
         INTROSPECTION_CIRCUIT_OPEN,
