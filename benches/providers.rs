@@ -196,6 +196,7 @@ fn setup() -> Setup {
             clock: system_clock,
             // The decision path itself: no answer cache in front of it.
             answers: None,
+            revocations: Default::default(),
         }
     };
     let middle = MANY / 2;

@@ -19,6 +19,7 @@ pub mod crypto;
 pub mod jose;
 pub mod keys;
 pub mod policy;
+pub mod revocation;
 pub mod rpc;
 pub mod runtime;
 pub mod server;

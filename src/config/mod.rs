@@ -10,28 +10,33 @@
 #![forbid(unsafe_code)]
 
 mod admin;
+mod cache;
 mod error;
 mod headers;
 mod introspection;
 mod key_source;
 mod provider;
+mod revocation;
 mod server;
 #[cfg(test)]
 mod test_support;
 
 pub use admin::AdminConfig;
+pub use cache::CacheConfig;
 pub use error::{ConfigError, ConfigErrorKind, ConfigWarning, Location};
 pub use introspection::{
-    CacheConfig, ClientAuth, ClientCredential, ProviderType, Unavailable, read_client_secret,
+    ClientAuth, ClientCredential, ProviderType, Unavailable, read_client_secret,
 };
 pub use key_source::{KEY_SOURCE_KEYS, KeySource};
 pub use provider::{MAX_LEEWAY_S, MAX_PROVIDER_NAME_LEN, ProviderConfig};
+pub use revocation::RevocationConfig;
 pub use server::{LogFormat, MAX_TOKEN_BYTES_CAP, MAX_WORKERS, ServerConfig};
 
 use admin::check_admin;
+use cache::check_cache;
 use error::{Invalid, invalid};
-use introspection::check_cache;
 use provider::check_provider;
+use revocation::check_revocation;
 use serde::Deserialize;
 use server::check_server;
 use std::collections::HashMap;
@@ -52,6 +57,9 @@ pub struct Config {
     /// `[cache]`: bounds of remembered answers (introspection results today). Optional.
     #[serde(default)]
     pub cache: CacheConfig,
+    /// `[revocation]`: the durable revocation log. Optional; absent = in memory only.
+    #[serde(default)]
+    pub revocation: RevocationConfig,
     /// `[[providers]]`: the token issuers this appliance trusts. At least one is required.
     #[serde(default)]
     pub providers: Vec<ProviderConfig>,
@@ -166,6 +174,12 @@ impl Config {
         {
             *path = base.join(&*path);
         }
+        if let Some(path) = &mut self.revocation.log_file
+            && path.is_relative()
+            && !path.as_os_str().is_empty()
+        {
+            *path = base.join(&*path);
+        }
         for provider in &mut self.providers {
             for path in [
                 &mut provider.jwks_file,
@@ -193,6 +207,7 @@ impl Config {
         check_server(&self.server)?;
         check_admin(&self.admin)?;
         check_cache(&self.cache)?;
+        check_revocation(&self.revocation)?;
         if self.providers.is_empty() {
             return Err(invalid(
                 "providers",

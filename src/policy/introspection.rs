@@ -80,7 +80,7 @@ impl<'t, 'p> PendingIntrospection<'t, 'p> {
             return deny(Reject::InsufficientScope);
         }
         let expires_at = claims.expires_at();
-        allow(provider, None, claims.into_members(), expires_at)
+        allow(provider, None, None, claims.into_members(), expires_at)
     }
 }
 

@@ -15,7 +15,7 @@ pub use introspection::PendingIntrospection;
 pub use provider::{
     Allowed, CredentialSource, Deciding, Decision, Denied, Failed, Judged, PendingDecision,
     PendingJudgment, Provider, Providers, RequestView, Selector, decide_begin, judge_batch,
-    judge_begin,
+    judge_begin, revocation_keys,
 };
 
 use crate::crypto::{Backend, PreparedKey, VerifyJob};

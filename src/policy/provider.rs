@@ -7,6 +7,7 @@ use crate::jose::{Algorithm, CompactJws, Reject, parse_compact, payload_issuer};
 use crate::keys::KeySet;
 use crate::keys::introspect::IntrospectionClient;
 use crate::keys::live::{KeyState, LiveSource};
+use crate::revocation::RevocationKeys;
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -304,6 +305,9 @@ pub struct Allowed {
     pub claims: Map<String, Value>,
     /// `exp`, when present (bounds caching).
     pub expires_at: Option<u64>,
+    /// What the token can be revoked by, hashed once here so every later check (cached
+    /// answers included) is a few hash probes.
+    pub revocable: RevocationKeys,
 }
 
 /// A denied request.
@@ -333,6 +337,8 @@ pub struct Judged<'p> {
     pub alg: Algorithm,
     /// The verified claims.
     pub claims: crate::jose::Claims,
+    /// The header's `kid`, when it had one.
+    pub kid: Option<Arc<str>>,
 }
 
 /// Why a token failed, with what was known when it failed.
@@ -514,6 +520,7 @@ fn conclude<'p>(
         provider,
         alg,
         claims: verified.claims,
+        kid: verified.header.kid,
     })
 }
 
@@ -621,6 +628,7 @@ fn decision(judged: Result<Judged<'_>, Failed<'_>>) -> Decision {
             allow(
                 judged.provider,
                 Some(judged.alg),
+                judged.kid.as_deref(),
                 judged.claims.into_members(),
                 expires_at,
             )
@@ -639,9 +647,11 @@ fn decision(judged: Result<Judged<'_>, Failed<'_>>) -> Decision {
 pub(super) fn allow(
     provider: &Provider,
     alg: Option<Algorithm>,
+    kid: Option<&str>,
     claims: Map<String, Value>,
     expires_at: Option<u64>,
 ) -> Decision {
+    let revocable = revocation_keys(&provider.name, kid, &claims);
     let mut headers = Vec::with_capacity(provider.claims_to_headers.len());
     let mut headers_to_remove = Vec::new();
     for (claim, header) in &provider.claims_to_headers {
@@ -657,7 +667,22 @@ pub(super) fn allow(
         headers_to_remove,
         claims,
         expires_at,
+        revocable,
     }))
+}
+
+/// The hashed `jti`/`sub`/`sid`/`kid`/`iat` a verified token can be revoked by.
+pub fn revocation_keys(
+    provider: &str,
+    kid: Option<&str>,
+    claims: &Map<String, Value>,
+) -> RevocationKeys {
+    let text = |name: &str| claims.get(name).and_then(Value::as_str);
+    let iat = claims.get("iat").and_then(|v| {
+        v.as_u64()
+            .or_else(|| v.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64))
+    });
+    RevocationKeys::of(provider, text("jti"), text("sub"), text("sid"), kid, iat)
 }
 
 /// Whether every required scope is granted by `scope` (space-separated) or `scp` (array).

@@ -4,6 +4,7 @@
 //! anything themselves.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod answers;
 pub mod ext_authz;
 pub mod observe;
@@ -13,6 +14,7 @@ use crate::crypto::{Backend, VerifyJob};
 use crate::jose::Reject;
 use crate::keys::live::KidMiss;
 use crate::policy::{Deciding, Decision, Providers, RequestView, decide_begin};
+use crate::revocation::RevocationSet;
 use crate::runtime::ed25519_batcher;
 use arc_swap::ArcSwap;
 use std::sync::Arc;
@@ -39,6 +41,8 @@ pub struct ServiceState {
     pub clock: fn() -> u64,
     /// The answer caches; `None` when `[cache]` turns them off.
     pub answers: Option<Arc<answers::Answers>>,
+    /// The live revocations, loaded on every check (cached answers included).
+    pub revocations: Arc<ArcSwap<RevocationSet>>,
 }
 
 impl std::fmt::Debug for ServiceState {
@@ -64,10 +68,33 @@ impl ServiceState {
 }
 
 impl ServiceState {
+    /// Decides one request, then refuses it if a live revocation matches the token (checked on
+    /// every answer, cached or fresh, so a revocation applies at once everywhere).
+    pub async fn decide(&self, view: &RequestView<'_>) -> Decision {
+        let decision = self.decide_unrevoked(view).await;
+        self.unless_revoked(decision)
+    }
+
+    /// `decision`, or `revoked` when it allows a token a live revocation matches.
+    pub fn unless_revoked(&self, decision: Decision) -> Decision {
+        if let Decision::Allow(allowed) = &decision
+            && self.revocations.load().revokes(&allowed.revocable)
+        {
+            return Decision::Deny(
+                crate::policy::Denied {
+                    reason: Reject::Revoked,
+                    alg: allowed.alg,
+                },
+                Some(allowed.provider.clone()),
+            );
+        }
+        decision
+    }
+
     /// Decides one request: from the answer caches when a stored answer still stands (see
     /// [`answers`]), else on the current providers snapshot, with concurrent misses of one
     /// credential waiting for the first.
-    pub async fn decide(&self, view: &RequestView<'_>) -> Decision {
+    async fn decide_unrevoked(&self, view: &RequestView<'_>) -> Decision {
         let Some(answers) = &self.answers else {
             return self.decide_fresh(view).await;
         };

@@ -10,7 +10,9 @@ use crate::jose::{Algorithm, Limits, Reject, parse_jwk};
 use crate::keys::KeySet;
 use crate::keys::live::{KidMiss, LiveSource};
 use crate::policy::provider::token_kid;
-use crate::policy::{Failed, Judged, Providers, Selector, judge_batch, judge_begin, verify_jws};
+use crate::policy::{
+    Failed, Judged, Providers, Selector, judge_batch, judge_begin, revocation_keys, verify_jws,
+};
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
@@ -43,7 +45,7 @@ impl VerifierService {
             (self.state.clock)(),
         )
         .into_iter()
-        .map(to_response)
+        .map(|judged| to_response(self.unless_revoked(judged)))
         .collect();
         Ok(responses)
     }
@@ -56,18 +58,43 @@ impl VerifierService {
         check_provider_names(&providers, std::slice::from_ref(request))?;
         let judged = self.judge_on(request, &providers).await;
         let Some((live, generation)) = unknown_key_source(&judged) else {
-            return Ok(to_response(judged));
+            return Ok(to_response(self.unless_revoked(judged)));
         };
         let kid = token_kid(&request.token).unwrap_or_default();
         if live.on_unknown_kid(&kid, generation).await != KidMiss::Refetched {
-            return Ok(to_response(judged));
+            return Ok(to_response(self.unless_revoked(judged)));
         }
         let fresh = self.state.providers.load_full();
         let judged = self.judge_on(request, &fresh).await;
         if let Some((live, generation)) = unknown_key_source(&judged) {
             live.remember_absent(&kid, generation);
         }
-        Ok(to_response(judged))
+        Ok(to_response(self.unless_revoked(judged)))
+    }
+
+    /// A valid token a live revocation matches becomes `revoked`, as in ext_authz.
+    fn unless_revoked<'p>(
+        &self,
+        judged: Result<Judged<'p>, Failed<'p>>,
+    ) -> Result<Judged<'p>, Failed<'p>> {
+        let judged = judged?;
+        let revocations = self.state.revocations.load();
+        if revocations.is_empty() {
+            return Ok(judged);
+        }
+        let keys = revocation_keys(
+            &judged.provider.name,
+            judged.kid.as_deref(),
+            judged.claims.members(),
+        );
+        if revocations.revokes(&keys) {
+            return Err(Failed {
+                reason: Reject::Revoked,
+                provider: Some(judged.provider),
+                alg: Some(judged.alg),
+            });
+        }
+        Ok(judged)
     }
 
     async fn judge_on<'p>(

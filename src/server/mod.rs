@@ -11,6 +11,8 @@ use crate::config::{self, Config, KeySource, ProviderConfig};
 use crate::crypto::{Backend, default_backend};
 use crate::jose::b64;
 use crate::policy::Providers;
+use crate::revocation::RevocationStore;
+use crate::rpc::admin::{AdminApi, AdminToken, admin_api_router};
 use crate::rpc::ext_authz::ExtAuthz;
 use crate::rpc::proto::verifier_server::VerifierServer;
 use crate::rpc::verifier::VerifierService;
@@ -121,13 +123,25 @@ pub fn serve(options: ServeOptions) -> ExitCode {
             return ExitCode::from(EXIT_START_FAILURE);
         }
     };
+    let revocations = match open_revocations(&config) {
+        Ok(store) => Arc::new(store),
+        Err(message) => {
+            eprintln!("verdict: {message}");
+            return ExitCode::from(EXIT_START_FAILURE);
+        }
+    };
     let state = ServiceState {
         providers: Arc::clone(&snapshot.providers),
         backend,
         clock: system_clock,
         answers,
+        revocations: revocations.published(),
     };
-    let keys = KeyWiring { snapshot, sources };
+    let keys = KeyWiring {
+        snapshot,
+        sources,
+        revocations,
+    };
     match run(
         config,
         options.config,
@@ -151,6 +165,7 @@ pub fn serve(options: ServeOptions) -> ExitCode {
 struct KeyWiring {
     snapshot: Snapshot,
     sources: Vec<SourceTask>,
+    revocations: Arc<RevocationStore>,
 }
 
 fn run(
@@ -236,7 +251,15 @@ fn run(
     let readiness_state = state.clone();
     let readiness: Arc<dyn Fn() -> Readiness + Send + Sync> =
         Arc::new(move || readiness_of(&readiness_state.providers.load(), system_clock()));
-    let router = telemetry::admin_router(Arc::clone(&telemetry), readiness);
+    let admin_token = AdminToken::load(&config.admin)?;
+    let router = telemetry::admin_router(Arc::clone(&telemetry), readiness).merge(
+        admin_api_router(AdminApi {
+            token: admin_token,
+            store: Arc::clone(&keys.revocations),
+            providers: Arc::clone(&state.providers),
+            clock: system_clock,
+        }),
+    );
     let (admin_stop_tx, admin_stop_rx) = tokio::sync::oneshot::channel::<()>();
     let admin_task = control.block_on(async {
         admin_listener.set_nonblocking(true)?;
@@ -263,6 +286,7 @@ fn run(
 
     let drain = Duration::from_secs(config.server.drain_timeout_s);
     let tasks = keys.sources.into_iter().map(|t| control.spawn(t)).collect();
+    let purge = control.spawn(purge_expired_revocations(Arc::clone(&keys.revocations)));
     control.block_on(control_loop(
         config,
         config_path,
@@ -270,6 +294,7 @@ fn run(
         &keys.snapshot,
         tasks,
     ));
+    purge.abort();
     tracing::info!("shutting down: no new connections; draining in-flight requests");
     let drained = running.join(drain);
     if !drained {
@@ -281,6 +306,47 @@ fn run(
     });
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Opens the revocation store from `[revocation]`, replaying its log.
+fn open_revocations(config: &Config) -> Result<RevocationStore, String> {
+    let log_file = config.revocation.log_file.as_deref();
+    let started = std::time::Instant::now();
+    let (store, opened) =
+        RevocationStore::open(log_file, config.revocation.max_entries, system_clock())
+            .map_err(|e| format!("revocation.log_file: {e}"))?;
+    match log_file {
+        Some(path) => tracing::info!(
+            log = %path.display(),
+            live = opened.live,
+            records = opened.records,
+            expired = opened.expired,
+            torn_bytes = opened.torn_bytes,
+            ms = started.elapsed().as_millis() as u64,
+            "revocations loaded"
+        ),
+        None => tracing::warn!(
+            "revocation.log_file is not set: revocations are kept in memory only and lost on restart"
+        ),
+    }
+    if opened.torn_bytes > 0 {
+        tracing::warn!(
+            bytes = opened.torn_bytes,
+            "the revocation log ended in a torn (never acknowledged) line; it was cut off"
+        );
+    }
+    Ok(store)
+}
+
+/// Drops expired revocations once a second (off the request path).
+async fn purge_expired_revocations(store: Arc<RevocationStore>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let store = Arc::clone(&store);
+        let _ = tokio::task::spawn_blocking(move || store.purge_expired(system_clock())).await;
+    }
 }
 
 /// Waits for signals: SIGHUP reloads, SIGTERM/SIGINT return. Also keeps the key-set gauges
@@ -427,6 +493,7 @@ fn demo_config() -> Result<(Config, Demo), String> {
         server: config::ServerConfig::default(),
         admin: config::AdminConfig::default(),
         cache: config::CacheConfig::default(),
+        revocation: config::RevocationConfig::default(),
         providers: vec![provider],
     };
     let now = system_clock();

@@ -81,6 +81,15 @@ pub const CACHE_ENTRIES: &str = "verdict_cache_entries";
 /// [`labels::CACHE`]. A steady rise means `max_entries` is smaller than the working set.
 pub const CACHE_EVICTIONS_TOTAL: &str = "verdict_cache_evictions_total";
 
+/// Gauge: live revocations. Label: [`labels::KIND`] (`jti`|`sub`|`sid`|`kid`|`issued_before`).
+pub const REVOCATIONS: &str = "verdict_revocations";
+
+/// Counter: revocations accepted (new entries). Label: [`labels::KIND`].
+pub const REVOCATIONS_TOTAL: &str = "verdict_revocations_total";
+
+/// Histogram: seconds each revocation-log append waited for its fsync.
+pub const REVOCATION_LOG_FSYNC_SECONDS: &str = "verdict_revocation_log_fsync_seconds";
+
 /// Gauge: 1 while the provider's introspection circuit is open (calls refused), else 0.
 /// Label: [`labels::PROVIDER`].
 pub const INTROSPECTION_CIRCUIT_OPEN: &str = "verdict_introspection_circuit_open";
@@ -125,7 +134,7 @@ pub mod labels {
     pub const ALG: &str = "alg";
     /// Label key: the worker (core) index.
     pub const WORKER: &str = "worker";
-    /// Label key: the worker's runtime kind.
+    /// Label key: the worker's runtime kind; a revocation's selector kind.
     pub const KIND: &str = "kind";
     /// Label key: the crate version on [`super::BUILD_INFO`].
     pub const VERSION: &str = "version";
@@ -249,6 +258,21 @@ pub fn describe_all() {
         CACHE_EVICTIONS_TOTAL,
         Unit::Count,
         "Still-valid entries the answer cache pushed out for newer ones."
+    );
+    describe_gauge!(
+        REVOCATIONS,
+        Unit::Count,
+        "Live revocations, by selector kind."
+    );
+    describe_counter!(
+        REVOCATIONS_TOTAL,
+        Unit::Count,
+        "Revocations accepted, by selector kind."
+    );
+    describe_histogram!(
+        REVOCATION_LOG_FSYNC_SECONDS,
+        Unit::Seconds,
+        "Time each revocation-log append waited for its fsync."
     );
     describe_gauge!(
         INTROSPECTION_CIRCUIT_OPEN,

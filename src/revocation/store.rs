@@ -1,0 +1,387 @@
+//! The live revocations: the authoritative entries behind the published [`RevocationSet`], kept
+//! durable through the [`RevocationLog`].
+//!
+//! Every change runs under one mutex (admin calls only; the request path reads the published
+//! snapshot and never takes it): log first (fsynced), then the entries, then a new snapshot is
+//! published. So an acknowledged change is both durable and enforced.
+
+use super::log::{LogError, LogRecord, RevocationLog};
+use super::set::{KeySet, MAX_DELTA, RevocationSet};
+use super::{Revocation, Selector, provider_hash};
+use crate::telemetry::names;
+use arc_swap::ArcSwap;
+use std::collections::{BTreeSet, HashMap};
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// A revocation as the API asks for it (validated by the caller, which knows the providers).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewRevocation {
+    /// The provider.
+    pub provider: String,
+    /// What it matches.
+    pub selector: Selector,
+    /// Why.
+    pub reason: Option<String>,
+    /// When it can be forgotten, if ever.
+    pub expires_at: Option<u64>,
+}
+
+/// Why a change was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The log could not be written: nothing changed.
+    #[error(transparent)]
+    Log(#[from] LogError),
+    /// No live entry has this id.
+    #[error("no revocation with id {0:?}")]
+    NotFound(String),
+    /// `max_entries` live entries already.
+    #[error("the revocation set is full ({0} entries)")]
+    Full(usize),
+}
+
+/// What opening the store found, for the start-up log line.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Opened {
+    /// Live entries after replay.
+    pub live: usize,
+    /// Log records replayed.
+    pub records: usize,
+    /// Entries dropped because they had expired.
+    pub expired: usize,
+    /// Bytes of a torn last line cut off.
+    pub torn_bytes: usize,
+}
+
+/// The store.
+#[derive(Debug)]
+pub struct RevocationStore {
+    inner: Mutex<Inner>,
+    published: Arc<ArcSwap<RevocationSet>>,
+    max_entries: usize,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    log: Option<RevocationLog>,
+    entries: HashMap<String, Revocation>,
+    /// (provider, selector) → id: one live entry per selector, so a repeated POST is idempotent.
+    by_selector: HashMap<(String, Selector), String>,
+    /// Hashed key → live entries holding it.
+    counts: HashMap<u64, u32>,
+    /// (expires_at, id) of entries that expire.
+    expiries: BTreeSet<(u64, String)>,
+    snapshot: RevocationSet,
+    /// Replaying the log: the base is built once at the end instead of deltas on the way.
+    bulk: bool,
+}
+
+impl RevocationStore {
+    /// Opens the store: replays the log at `log_path` (none = in memory only), drops what has
+    /// expired by `now`, and publishes the result.
+    pub fn open(
+        log_path: Option<&Path>,
+        max_entries: usize,
+        now: u64,
+    ) -> Result<(RevocationStore, Opened), LogError> {
+        let mut inner = Inner {
+            bulk: true,
+            ..Inner::default()
+        };
+        let mut opened = Opened::default();
+        if let Some(path) = log_path {
+            let (log, replay) = RevocationLog::open(path)?;
+            opened.records = replay.records.len();
+            opened.torn_bytes = replay.torn_bytes;
+            for record in replay.records {
+                match record {
+                    LogRecord::Add(entry) => inner.insert(entry),
+                    LogRecord::Remove { id, .. } => {
+                        inner.delete(&id);
+                    }
+                }
+            }
+            inner.log = Some(log);
+        }
+        opened.expired = inner.purge(now).len();
+        inner.rebuild_base();
+        inner.bulk = false;
+        opened.live = inner.entries.len();
+        let store = RevocationStore {
+            published: Arc::new(ArcSwap::from_pointee(inner.snapshot.clone())),
+            inner: Mutex::new(inner),
+            max_entries,
+        };
+        {
+            let mut inner = store.lock();
+            store.maybe_compact(&mut inner);
+            store.publish(&inner);
+        }
+        Ok((store, opened))
+    }
+
+    /// The published snapshot, for every core to load on every check.
+    pub fn published(&self) -> Arc<ArcSwap<RevocationSet>> {
+        Arc::clone(&self.published)
+    }
+
+    /// Adds a revocation durably and publishes it. Returns the entry and whether it is new
+    /// (`false`: an identical live entry already existed and is returned instead).
+    pub fn add(&self, new: NewRevocation, now: u64) -> Result<(Revocation, bool), StoreError> {
+        let mut inner = self.lock();
+        let selector_key = (new.provider.clone(), new.selector.clone());
+        if let Some(id) = inner.by_selector.get(&selector_key)
+            && let Some(existing) = inner.entries.get(id)
+        {
+            return Ok((existing.clone(), false));
+        }
+        if inner.entries.len() >= self.max_entries {
+            return Err(StoreError::Full(self.max_entries));
+        }
+        let entry = Revocation {
+            id: new_id(),
+            provider: new.provider,
+            selector: new.selector,
+            reason: new.reason,
+            created_at: now,
+            expires_at: new.expires_at,
+        };
+        if let Some(log) = &mut inner.log {
+            let fsync = log.append(&LogRecord::Add(entry.clone()))?;
+            metrics::histogram!(names::REVOCATION_LOG_FSYNC_SECONDS).record(fsync.as_secs_f64());
+        }
+        metrics::counter!(names::REVOCATIONS_TOTAL, names::labels::KIND => entry.selector.kind())
+            .increment(1);
+        inner.insert(entry.clone());
+        self.maybe_compact(&mut inner);
+        self.publish(&inner);
+        Ok((entry, true))
+    }
+
+    /// Removes the entry `id` durably and publishes the change.
+    pub fn remove(&self, id: &str, now: u64) -> Result<Revocation, StoreError> {
+        let mut inner = self.lock();
+        if !inner.entries.contains_key(id) {
+            return Err(StoreError::NotFound(id.to_owned()));
+        }
+        if let Some(log) = &mut inner.log {
+            let fsync = log.append(&LogRecord::Remove {
+                id: id.to_owned(),
+                at: now,
+            })?;
+            metrics::histogram!(names::REVOCATION_LOG_FSYNC_SECONDS).record(fsync.as_secs_f64());
+        }
+        let removed = inner
+            .delete(id)
+            .ok_or_else(|| StoreError::NotFound(id.to_owned()))?;
+        self.maybe_compact(&mut inner);
+        self.publish(&inner);
+        Ok(removed)
+    }
+
+    /// The live entries, oldest first.
+    pub fn list(&self) -> Vec<Revocation> {
+        let inner = self.lock();
+        let mut entries: Vec<Revocation> = inner.entries.values().cloned().collect();
+        entries.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        entries
+    }
+
+    /// Drops the entries expired at `now` (no log line: expiry follows from the entry itself,
+    /// and replay drops them again); returns how many.
+    pub fn purge_expired(&self, now: u64) -> usize {
+        let mut inner = self.lock();
+        let purged = inner.purge(now).len();
+        if purged > 0 {
+            self.maybe_compact(&mut inner);
+            self.publish(&inner);
+        }
+        purged
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock cannot leave the entries half-changed in a way that
+        // matters more than refusing every later admin call would: keep serving.
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn publish(&self, inner: &Inner) {
+        self.published.store(Arc::new(inner.snapshot.clone()));
+        let mut by_kind = [0usize; super::SELECTOR_KINDS.len()];
+        for entry in inner.entries.values() {
+            if let Some(slot) = super::SELECTOR_KINDS
+                .iter()
+                .position(|k| *k == entry.selector.kind())
+            {
+                by_kind[slot] += 1;
+            }
+        }
+        for (kind, count) in super::SELECTOR_KINDS.iter().zip(by_kind) {
+            metrics::gauge!(names::REVOCATIONS, names::labels::KIND => *kind).set(count as f64);
+        }
+    }
+
+    /// Rewrites the log once it holds more than twice the live entries (and some slack), so
+    /// its size, and the time to replay it, stay proportional to what is live.
+    fn maybe_compact(&self, inner: &mut Inner) {
+        let live = inner.entries.len();
+        let Some(log) = &mut inner.log else {
+            return;
+        };
+        if log.lines() <= 2 * live + 1024 {
+            return;
+        }
+        let mut entries: Vec<&Revocation> = inner.entries.values().collect();
+        entries.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        if let Err(error) = log.compact(entries.into_iter()) {
+            // The old log is still whole (the rename is the commit point): keep appending to it.
+            tracing::warn!(%error, "revocation log compaction failed; will retry");
+        }
+    }
+}
+
+impl Inner {
+    fn insert(&mut self, entry: Revocation) {
+        if self.entries.contains_key(&entry.id) {
+            return;
+        }
+        self.by_selector.insert(
+            (entry.provider.clone(), entry.selector.clone()),
+            entry.id.clone(),
+        );
+        if let Some(key) = entry.selector.key(&entry.provider) {
+            let count = self.counts.entry(key).or_insert(0);
+            *count += 1;
+            if *count == 1 {
+                self.mark(key, true);
+            }
+        }
+        if let Some(at) = entry.expires_at {
+            self.expiries.insert((at, entry.id.clone()));
+        }
+        let issued_before = matches!(entry.selector, Selector::IssuedBefore(_));
+        let provider = entry.provider.clone();
+        self.entries.insert(entry.id.clone(), entry);
+        if issued_before {
+            self.refresh_issued_before(&provider);
+        }
+        self.snapshot.entries = self.entries.len();
+    }
+
+    fn delete(&mut self, id: &str) -> Option<Revocation> {
+        let entry = self.entries.remove(id)?;
+        let selector_key = (entry.provider.clone(), entry.selector.clone());
+        if self.by_selector.get(&selector_key).is_some_and(|i| i == id) {
+            self.by_selector.remove(&selector_key);
+        }
+        if let Some(key) = entry.selector.key(&entry.provider)
+            && let Some(count) = self.counts.get_mut(&key)
+        {
+            *count -= 1;
+            if *count == 0 {
+                self.counts.remove(&key);
+                self.mark(key, false);
+            }
+        }
+        if let Some(at) = entry.expires_at {
+            self.expiries.remove(&(at, entry.id.clone()));
+        }
+        if matches!(entry.selector, Selector::IssuedBefore(_)) {
+            self.refresh_issued_before(&entry.provider);
+        }
+        self.snapshot.entries = self.entries.len();
+        Some(entry)
+    }
+
+    fn purge(&mut self, now: u64) -> Vec<Revocation> {
+        let mut purged = Vec::new();
+        while let Some((at, id)) = self.expiries.first().cloned() {
+            if at > now {
+                break;
+            }
+            self.expiries.pop_first();
+            if let Some(entry) = self.delete(&id) {
+                purged.push(entry);
+            }
+        }
+        purged
+    }
+
+    /// Records that `key` is (or is no longer) revoked in the snapshot's delta, folding the
+    /// delta into a new base once it grows large.
+    fn mark(&mut self, key: u64, revoked: bool) {
+        if self.bulk {
+            return;
+        }
+        let snapshot = &mut self.snapshot;
+        let in_base = snapshot.base.contains(&key);
+        snapshot.added.remove(&key);
+        snapshot.removed.remove(&key);
+        match (revoked, in_base) {
+            (true, false) => {
+                snapshot.added.insert(key);
+            }
+            (false, true) => {
+                snapshot.removed.insert(key);
+            }
+            _ => {}
+        }
+        if snapshot.added.len() + snapshot.removed.len() > MAX_DELTA {
+            self.rebuild_base();
+        }
+    }
+
+    fn rebuild_base(&mut self) {
+        let mut base = KeySet::default();
+        base.reserve(self.counts.len());
+        base.extend(self.counts.keys().copied());
+        self.snapshot.base = Arc::new(base);
+        self.snapshot.added.clear();
+        self.snapshot.removed.clear();
+    }
+
+    fn refresh_issued_before(&mut self, provider: &str) {
+        let bound = self
+            .entries
+            .values()
+            .filter(|e| e.provider == provider)
+            .filter_map(|e| match e.selector {
+                Selector::IssuedBefore(t) => Some(t),
+                _ => None,
+            })
+            .max();
+        let hash = provider_hash(provider);
+        match bound {
+            Some(t) => {
+                self.snapshot.issued_before.insert(hash, t);
+            }
+            None => {
+                self.snapshot.issued_before.remove(&hash);
+            }
+        }
+    }
+}
+
+/// A fresh entry id: `rv-` and 16 random hex digits.
+fn new_id() -> String {
+    let mut bytes = [0u8; 8];
+    if aws_lc_rs::rand::fill(&mut bytes).is_err() {
+        // The system RNG failing is not expected; fall back to time and a counter, which are
+        // still unique within this process (ids need to be unique, not secret).
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        bytes = (nanos ^ COUNTER.fetch_add(1, Ordering::Relaxed).rotate_left(48)).to_be_bytes();
+    }
+    let mut id = String::with_capacity(19);
+    id.push_str("rv-");
+    for byte in bytes {
+        id.push_str(&format!("{byte:02x}"));
+    }
+    id
+}
