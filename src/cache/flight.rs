@@ -8,10 +8,13 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use tokio::sync::watch;
 
+/// One shard: the misses in flight, by key, each with the receiver its followers wait on.
+type FlightShard = Mutex<HashMap<u128, watch::Receiver<()>>>;
+
 /// In-flight work by key.
 #[derive(Debug)]
 pub struct Flights {
-    shards: Box<[Mutex<HashMap<u128, watch::Receiver<()>>>]>,
+    shards: Box<[FlightShard]>,
 }
 
 /// The caller's role for one key.

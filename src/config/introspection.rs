@@ -299,7 +299,7 @@ mod tests {
     #[test]
     fn cache_defaults_and_bounds() {
         let c = ok(PROVIDER);
-        assert_eq!(c.cache, CacheConfig::default());
+        assert_eq!(c.cache, crate::config::CacheConfig::default());
         let c = ok(&format!(
             "[cache]\nmax_entries = 0\nmax_ttl_s = 60\nnegative_ttl_s = 0\n{PROVIDER}"
         ));

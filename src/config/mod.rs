@@ -461,7 +461,12 @@ mod tests {
             ("admin", format!("[admin]\nzz_unknown = 1\n{PROVIDER}"), 2),
             ("providers", provider_with("zz_unknown = 1"), 34),
             ("cache", format!("[cache]\nzz_unknown = 1\n{PROVIDER}"), 3),
-            ("top level", format!("zz_unknown = 1\n{PROVIDER}"), 4),
+            (
+                "revocation",
+                format!("[revocation]\nzz_unknown = 1\n{PROVIDER}"),
+                2,
+            ),
+            ("top level", format!("zz_unknown = 1\n{PROVIDER}"), 5),
         ];
         for (table, text, count) in tables {
             let keys = expected_keys(&text);
@@ -583,6 +588,7 @@ mod tests {
             server: ServerConfig::default(),
             admin: AdminConfig::default(),
             cache: CacheConfig::default(),
+            revocation: RevocationConfig::default(),
             providers: vec![ProviderConfig::new(
                 "demo",
                 "http://127.0.0.1:9191",

@@ -184,8 +184,8 @@ fn replay(path: &Path, bytes: &[u8]) -> Result<Replay, LogError> {
             replay.torn_bytes = rest.len();
             break;
         };
-        let line = &rest[..end];
-        rest = &rest[end + 1..];
+        let (line, after) = rest.split_at(end);
+        rest = after.get(1..).unwrap_or_default();
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }

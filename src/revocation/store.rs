@@ -212,11 +212,12 @@ impl RevocationStore {
         self.published.store(Arc::new(inner.snapshot.clone()));
         let mut by_kind = [0usize; super::SELECTOR_KINDS.len()];
         for entry in inner.entries.values() {
-            if let Some(slot) = super::SELECTOR_KINDS
+            if let Some(count) = super::SELECTOR_KINDS
                 .iter()
                 .position(|k| *k == entry.selector.kind())
+                .and_then(|slot| by_kind.get_mut(slot))
             {
-                by_kind[slot] += 1;
+                *count += 1;
             }
         }
         for (kind, count) in super::SELECTOR_KINDS.iter().zip(by_kind) {

@@ -111,16 +111,38 @@ pub fn admin_api_router(api: AdminApi) -> Router {
     Router::new().nest("/v1", v1)
 }
 
-/// A JSON error answer.
-fn error(status: StatusCode, code: &str, field: Option<&str>, message: String) -> Response {
-    let mut body = json!({ "error": code, "message": message });
-    if let Some(field) = field {
-        body["field"] = Value::from(field);
-    }
-    (status, axum::Json(body)).into_response()
+/// A refused admin call: its status, a stable code, the field at fault and a message, answered
+/// as `{"error": code, "field": field, "message": message}`.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    field: Option<String>,
+    message: String,
 }
 
-fn bad_field(field: &str, message: impl Into<String>) -> Response {
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut body = Map::new();
+        body.insert("error".into(), Value::from(self.code));
+        if let Some(field) = self.field {
+            body.insert("field".into(), Value::from(field));
+        }
+        body.insert("message".into(), Value::from(self.message));
+        (self.status, axum::Json(Value::Object(body))).into_response()
+    }
+}
+
+fn error(status: StatusCode, code: &'static str, field: Option<&str>, message: String) -> ApiError {
+    ApiError {
+        status,
+        code,
+        field: field.map(str::to_owned),
+        message,
+    }
+}
+
+fn bad_field(field: &str, message: impl Into<String>) -> ApiError {
     error(
         StatusCode::BAD_REQUEST,
         "invalid_request",
@@ -136,7 +158,8 @@ async fn authenticate(State(api): State<AdminApi>, request: Request, next: Next)
             "admin_api_disabled",
             None,
             "the admin API is off: set [admin] token_file or token_env".into(),
-        );
+        )
+        .into_response();
     };
     let presented = request
         .headers()
@@ -148,7 +171,8 @@ async fn authenticate(State(api): State<AdminApi>, request: Request, next: Next)
             "unauthorized",
             None,
             "a valid admin bearer token is required".into(),
-        );
+        )
+        .into_response();
         response.headers_mut().insert(
             header::WWW_AUTHENTICATE,
             header::HeaderValue::from_static("Bearer realm=\"verdict-admin\""),
@@ -158,7 +182,7 @@ async fn authenticate(State(api): State<AdminApi>, request: Request, next: Next)
     next.run(request).await
 }
 
-async fn not_found() -> Response {
+async fn not_found() -> ApiError {
     error(
         StatusCode::NOT_FOUND,
         "not_found",
@@ -171,7 +195,7 @@ async fn list(State(api): State<AdminApi>) -> Response {
     let store = Arc::clone(&api.store);
     match tokio::task::spawn_blocking(move || store.list()).await {
         Ok(entries) => axum::Json(json!({ "revocations": entries })).into_response(),
-        Err(_) => internal(),
+        Err(_) => internal().into_response(),
     }
 }
 
@@ -179,14 +203,14 @@ async fn create(State(api): State<AdminApi>, body: Bytes) -> Response {
     let now = (api.clock)();
     let new = match parse_new(&body, &api.providers.load(), now) {
         Ok(new) => new,
-        Err(response) => return response,
+        Err(refused) => return refused.into_response(),
     };
     let store = Arc::clone(&api.store);
     match tokio::task::spawn_blocking(move || store.add(new, now)).await {
         Ok(Ok((entry, true))) => (StatusCode::CREATED, axum::Json(entry)).into_response(),
         Ok(Ok((entry, false))) => (StatusCode::OK, axum::Json(entry)).into_response(),
-        Ok(Err(e)) => store_error(e),
-        Err(_) => internal(),
+        Ok(Err(e)) => store_error(e).into_response(),
+        Err(_) => internal().into_response(),
     }
 }
 
@@ -195,12 +219,12 @@ async fn remove(State(api): State<AdminApi>, Path(id): Path<String>) -> Response
     let store = Arc::clone(&api.store);
     match tokio::task::spawn_blocking(move || store.remove(&id, now)).await {
         Ok(Ok(_)) => StatusCode::NO_CONTENT.into_response(),
-        Ok(Err(e)) => store_error(e),
-        Err(_) => internal(),
+        Ok(Err(e)) => store_error(e).into_response(),
+        Err(_) => internal().into_response(),
     }
 }
 
-fn store_error(e: StoreError) -> Response {
+fn store_error(e: StoreError) -> ApiError {
     match e {
         StoreError::NotFound(id) => error(
             StatusCode::NOT_FOUND,
@@ -226,7 +250,7 @@ fn store_error(e: StoreError) -> Response {
     }
 }
 
-fn internal() -> Response {
+fn internal() -> ApiError {
     error(
         StatusCode::INTERNAL_SERVER_ERROR,
         "internal",
@@ -251,7 +275,7 @@ const FIELDS: [&str; 8] = [
 const MAX_TIME: u64 = 253_402_300_799;
 
 /// Validates a POST body into a revocation, or the 400/404 answer naming what is wrong.
-pub fn parse_new(body: &[u8], providers: &Providers, now: u64) -> Result<NewRevocation, Response> {
+pub fn parse_new(body: &[u8], providers: &Providers, now: u64) -> Result<NewRevocation, ApiError> {
     let value: Value = serde_json::from_slice(body)
         .map_err(|e| bad_field("body", format!("not a JSON object: {e}")))?;
     let Value::Object(object) = value else {
@@ -337,7 +361,7 @@ fn default_expiry(selector: &Selector, rules: &crate::jose::ClaimRules, now: u64
     Some(from.saturating_add(slack))
 }
 
-fn text<'a>(object: &'a Map<String, Value>, field: &str) -> Result<Option<&'a str>, Response> {
+fn text<'a>(object: &'a Map<String, Value>, field: &str) -> Result<Option<&'a str>, ApiError> {
     match object.get(field) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) if s.is_empty() => Err(bad_field(field, "must not be empty")),
@@ -350,7 +374,7 @@ fn text<'a>(object: &'a Map<String, Value>, field: &str) -> Result<Option<&'a st
     }
 }
 
-fn time(object: &Map<String, Value>, field: &str) -> Result<Option<u64>, Response> {
+fn time(object: &Map<String, Value>, field: &str) -> Result<Option<u64>, ApiError> {
     match object.get(field) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Number(n)) => match n.as_u64() {
