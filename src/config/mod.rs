@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 
 mod admin;
+mod audit;
 mod error;
 mod headers;
 mod introspection;
@@ -20,6 +21,10 @@ mod server;
 mod test_support;
 
 pub use admin::AdminConfig;
+pub use audit::{
+    AuditConfig, DEFAULT_AUDIT_MAX_FILE_BYTES, DEFAULT_AUDIT_QUEUE_LINES, MAX_AUDIT_QUEUE_LINES,
+    MIN_AUDIT_MAX_FILE_BYTES,
+};
 pub use error::{ConfigError, ConfigErrorKind, ConfigWarning, Location};
 pub use introspection::{
     CacheConfig, ClientAuth, ClientCredential, ProviderType, Unavailable, read_client_secret,
@@ -29,6 +34,7 @@ pub use provider::{MAX_LEEWAY_S, MAX_PROVIDER_NAME_LEN, ProviderConfig};
 pub use server::{LogFormat, MAX_TOKEN_BYTES_CAP, MAX_WORKERS, ServerConfig};
 
 use admin::check_admin;
+use audit::check_audit;
 use error::{Invalid, invalid};
 use introspection::check_cache;
 use provider::check_provider;
@@ -52,6 +58,9 @@ pub struct Config {
     /// `[cache]`: bounds of remembered answers (introspection results today). Optional.
     #[serde(default)]
     pub cache: CacheConfig,
+    /// `[audit]`: the hash-chained decision log. Optional; absent (or without `dir`) = off.
+    #[serde(default)]
+    pub audit: AuditConfig,
     /// `[[providers]]`: the token issuers this appliance trusts. At least one is required.
     #[serde(default)]
     pub providers: Vec<ProviderConfig>,
@@ -166,6 +175,12 @@ impl Config {
         {
             *path = base.join(&*path);
         }
+        if let Some(path) = &mut self.audit.dir
+            && path.is_relative()
+            && !path.as_os_str().is_empty()
+        {
+            *path = base.join(&*path);
+        }
         for provider in &mut self.providers {
             for path in [
                 &mut provider.jwks_file,
@@ -193,6 +208,7 @@ impl Config {
         check_server(&self.server)?;
         check_admin(&self.admin)?;
         check_cache(&self.cache)?;
+        check_audit(&self.audit)?;
         if self.providers.is_empty() {
             return Err(invalid(
                 "providers",
@@ -323,6 +339,11 @@ mod tests {
             ),
             (500_000, 120, 5)
         );
+        assert_eq!(config.audit.dir, Some(data_dir().join("audit")));
+        assert_eq!(
+            (config.audit.max_file_bytes, config.audit.queue_lines),
+            (16_777_216, 8192)
+        );
         let corp = config.provider("corp").expect("corp");
         assert_eq!(corp.issuer, "https://idp.example.com");
         assert_eq!(corp.audiences, ["api://orders", "api://billing"]);
@@ -446,7 +467,8 @@ mod tests {
             ("admin", format!("[admin]\nzz_unknown = 1\n{PROVIDER}"), 2),
             ("providers", provider_with("zz_unknown = 1"), 34),
             ("cache", format!("[cache]\nzz_unknown = 1\n{PROVIDER}"), 3),
-            ("top level", format!("zz_unknown = 1\n{PROVIDER}"), 4),
+            ("audit", format!("[audit]\nzz_unknown = 1\n{PROVIDER}"), 3),
+            ("top level", format!("zz_unknown = 1\n{PROVIDER}"), 5),
         ];
         for (table, text, count) in tables {
             let keys = expected_keys(&text);
@@ -568,6 +590,7 @@ mod tests {
             server: ServerConfig::default(),
             admin: AdminConfig::default(),
             cache: CacheConfig::default(),
+            audit: AuditConfig::default(),
             providers: vec![ProviderConfig::new(
                 "demo",
                 "http://127.0.0.1:9191",
