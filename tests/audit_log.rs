@@ -145,7 +145,10 @@ async fn every_check_is_chained_and_tampering_names_the_line() {
     // What the lines say, and what they never carry.
     let everything = texts.concat();
     for (token, sub) in &allowed_tokens {
-        assert!(!everything.contains(token.as_str()), "a raw token was written");
+        assert!(
+            !everything.contains(token.as_str()),
+            "a raw token was written"
+        );
         let line = lines
             .iter()
             .find(|l| l["token_sha256"] == digest_prefix(token))
@@ -158,7 +161,10 @@ async fn every_check_is_chained_and_tampering_names_the_line() {
         assert!(line["time"].as_f64().is_some_and(|t| t > 1.7e9));
     }
     for token in &denied_tokens {
-        assert!(!everything.contains(token.as_str()), "a raw token was written");
+        assert!(
+            !everything.contains(token.as_str()),
+            "a raw token was written"
+        );
         let line = lines
             .iter()
             .find(|l| l["token_sha256"] == digest_prefix(token))
@@ -171,7 +177,10 @@ async fn every_check_is_chained_and_tampering_names_the_line() {
         .iter()
         .filter(|l| l["reason"] == "missing_credential")
         .collect();
-    assert_eq!(missing.len(), CHECKS - allowed_tokens.len() - denied_tokens.len());
+    assert_eq!(
+        missing.len(),
+        CHECKS - allowed_tokens.len() - denied_tokens.len()
+    );
     assert!(
         missing
             .iter()
@@ -231,7 +240,10 @@ async fn files_rotate_by_size_and_each_verifies() {
     const CHECKS: usize = 40;
     for i in 0..CHECKS {
         let token = key.mint(&claims(ISS, AUD, &format!("rotating-{i}")));
-        assert_eq!(grpc_code(&check(&mut client, bearer_check(&token)).await), 0);
+        assert_eq!(
+            grpc_code(&check(&mut client, bearer_check(&token)).await),
+            0
+        );
     }
     drop(client);
     wait_written(&server, CHECKS);
@@ -243,10 +255,7 @@ async fn files_rotate_by_size_and_each_verifies() {
     for file in &files {
         let out = verify(file);
         assert_eq!(out.status.code(), Some(0), "{file:?}: {out:?}");
-        let count = std::fs::read_to_string(file)
-            .expect("read")
-            .lines()
-            .count();
+        let count = std::fs::read_to_string(file).expect("read").lines().count();
         assert!(stdout(&out).starts_with(&format!("ok: {count} lines")));
         total += count;
         let name = file.file_name().and_then(|n| n.to_str()).expect("name");
@@ -294,7 +303,9 @@ fn an_audit_dir_that_cannot_be_created_fails_the_start() {
     scratch.write("audit", b"not a directory");
     let config = scratch.write(
         "verdict.toml",
-        audit_config("").replace("workers = 2", "workers = 1").as_bytes(),
+        audit_config("")
+            .replace("workers = 2", "workers = 1")
+            .as_bytes(),
     );
     let mut child = Command::new(env!("CARGO_BIN_EXE_verdict"))
         .arg("serve")

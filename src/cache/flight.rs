@@ -8,10 +8,13 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use tokio::sync::watch;
 
+/// One shard of in-flight work: the followers' receiver by key.
+type Shard = Mutex<HashMap<u128, watch::Receiver<()>>>;
+
 /// In-flight work by key.
 #[derive(Debug)]
 pub struct Flights {
-    shards: Box<[Mutex<HashMap<u128, watch::Receiver<()>>>]>,
+    shards: Box<[Shard]>,
 }
 
 /// The caller's role for one key.

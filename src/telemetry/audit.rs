@@ -769,10 +769,14 @@ mod tests {
     fn entry(i: u64) -> Entry {
         Entry {
             time_ms: 1_764_769_680_123 + i,
-            allowed: i % 3 != 0,
-            reason: if i % 3 != 0 { "ok" } else { "bad_signature" },
+            allowed: !i.is_multiple_of(3),
+            reason: if !i.is_multiple_of(3) {
+                "ok"
+            } else {
+                "bad_signature"
+            },
             provider: Some("corp".into()),
-            sub: (i % 3 != 0).then(|| format!("user-{i}")),
+            sub: (!i.is_multiple_of(3)).then(|| format!("user-{i}")),
             token: Some(Entry::token_digest(format!("token-{i}").as_bytes())),
             latency_us: 10 + i,
         }
