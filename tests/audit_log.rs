@@ -105,7 +105,7 @@ async fn every_check_is_chained_and_tampering_names_the_line() {
         }
     }
     drop(clients);
-    wait_written(&server, CHECKS);
+    // SIGTERM right after the last answer: the lines still queued are written on the way out.
     tokio::task::block_in_place(|| stop(&mut server));
     assert!(
         server.logs().contains("audit file closed"),
@@ -278,6 +278,11 @@ fn verify_usage_and_read_errors_exit_2() {
         .output()
         .expect("run");
     assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let help = Command::new(env!("CARGO_BIN_EXE_verdict"))
+        .arg("--help")
+        .output()
+        .expect("run");
+    assert!(String::from_utf8_lossy(&help.stdout).contains("audit"));
     // A directory is not a file.
     assert_eq!(verify(&scratch.0).status.code(), Some(2));
     // An empty file is an intact, empty chain.
