@@ -45,6 +45,27 @@ pub enum Command {
     /// Verify one JWT offline against a JWKS file and print the verdict, reason and claims as
     /// JSON. Exit 0 valid, 1 invalid, 2 usage or input error.
     Verify(VerifyArgs),
+    /// Work with the decision audit log (`[audit] dir`).
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+/// Subcommands of `verdict audit`.
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Check one audit file's hash chain (JSON, seq, prev links, hashes). Prints `ok: N lines`
+    /// and exits 0 when intact; prints `FILE:LINE: why` for the first bad line and exits 1;
+    /// exits 2 for usage or read errors. A truncated tail cannot be seen by the chain alone:
+    /// compare the last hash printed with one kept elsewhere.
+    Verify(AuditVerifyArgs),
+}
+
+/// Arguments of `verdict audit verify`.
+#[derive(Debug, Args)]
+pub struct AuditVerifyArgs {
+    /// The audit file (`worker-<n>-<start>-<part>.jsonl`).
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
 }
 
 /// Arguments of `verdict serve`.
@@ -136,6 +157,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::CheckConfig(args) => run_check_config(&args),
         Command::Authz(args) => run_authz(&args),
         Command::Tune(args) => run_tune(&args),
+        Command::Audit(AuditCommand::Verify(args)) => run_audit_verify(&args),
     }
 }
 
@@ -161,6 +183,30 @@ fn read_token(arg: &str) -> Result<String, ExitCode> {
         Ok(input.trim().to_owned())
     } else {
         Ok(arg.trim().to_owned())
+    }
+}
+
+fn run_audit_verify(args: &AuditVerifyArgs) -> ExitCode {
+    use crate::telemetry::audit::{VerifyError, hex, verify_chain};
+    let file = match std::fs::File::open(&args.file) {
+        Ok(file) => file,
+        Err(e) => return usage_error(&format!("cannot open {}: {e}", args.file.display())),
+    };
+    match verify_chain(std::io::BufReader::new(file)) {
+        Ok(verified) => {
+            println!("ok: {} lines", verified.lines);
+            if let Some(last) = verified.last_hash {
+                println!("last hash: {}", hex(&last));
+            }
+            ExitCode::from(EXIT_VALID)
+        }
+        Err(VerifyError::BadLine { line, why }) => {
+            println!("{}:{line}: {why}", args.file.display());
+            ExitCode::from(EXIT_INVALID)
+        }
+        Err(VerifyError::Io(e)) => {
+            usage_error(&format!("cannot read {}: {e}", args.file.display()))
+        }
     }
 }
 

@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 
 mod admin;
+mod audit;
 mod cache;
 mod error;
 mod headers;
@@ -22,6 +23,10 @@ mod server;
 mod test_support;
 
 pub use admin::AdminConfig;
+pub use audit::{
+    AuditConfig, DEFAULT_AUDIT_MAX_FILE_BYTES, DEFAULT_AUDIT_QUEUE_LINES, MAX_AUDIT_QUEUE_LINES,
+    MIN_AUDIT_MAX_FILE_BYTES,
+};
 pub use cache::CacheConfig;
 pub use error::{ConfigError, ConfigErrorKind, ConfigWarning, Location};
 pub use introspection::{
@@ -33,6 +38,7 @@ pub use revocation::RevocationConfig;
 pub use server::{LogFormat, MAX_TOKEN_BYTES_CAP, MAX_WORKERS, ServerConfig};
 
 use admin::check_admin;
+use audit::check_audit;
 use cache::check_cache;
 use error::{Invalid, invalid};
 use provider::check_provider;
@@ -60,6 +66,9 @@ pub struct Config {
     /// `[revocation]`: the durable revocation log. Optional; absent = in memory only.
     #[serde(default)]
     pub revocation: RevocationConfig,
+    /// `[audit]`: the hash-chained decision log. Optional; absent (or without `dir`) = off.
+    #[serde(default)]
+    pub audit: AuditConfig,
     /// `[[providers]]`: the token issuers this appliance trusts. At least one is required.
     #[serde(default)]
     pub providers: Vec<ProviderConfig>,
@@ -180,6 +189,12 @@ impl Config {
         {
             *path = base.join(&*path);
         }
+        if let Some(path) = &mut self.audit.dir
+            && path.is_relative()
+            && !path.as_os_str().is_empty()
+        {
+            *path = base.join(&*path);
+        }
         for provider in &mut self.providers {
             for path in [
                 &mut provider.jwks_file,
@@ -208,6 +223,7 @@ impl Config {
         check_admin(&self.admin)?;
         check_cache(&self.cache)?;
         check_revocation(&self.revocation)?;
+        check_audit(&self.audit)?;
         if self.providers.is_empty() {
             return Err(invalid(
                 "providers",
@@ -338,6 +354,11 @@ mod tests {
             ),
             (500_000, 120, 5)
         );
+        assert_eq!(config.audit.dir, Some(data_dir().join("audit")));
+        assert_eq!(
+            (config.audit.max_file_bytes, config.audit.queue_lines),
+            (16_777_216, 8192)
+        );
         let corp = config.provider("corp").expect("corp");
         assert_eq!(corp.issuer, "https://idp.example.com");
         assert_eq!(corp.audiences, ["api://orders", "api://billing"]);
@@ -466,7 +487,8 @@ mod tests {
                 format!("[revocation]\nzz_unknown = 1\n{PROVIDER}"),
                 2,
             ),
-            ("top level", format!("zz_unknown = 1\n{PROVIDER}"), 5),
+            ("audit", format!("[audit]\nzz_unknown = 1\n{PROVIDER}"), 3),
+            ("top level", format!("zz_unknown = 1\n{PROVIDER}"), 6),
         ];
         for (table, text, count) in tables {
             let keys = expected_keys(&text);
@@ -589,6 +611,7 @@ mod tests {
             admin: AdminConfig::default(),
             cache: CacheConfig::default(),
             revocation: RevocationConfig::default(),
+            audit: AuditConfig::default(),
             providers: vec![ProviderConfig::new(
                 "demo",
                 "http://127.0.0.1:9191",

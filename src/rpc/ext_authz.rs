@@ -94,9 +94,21 @@ impl Authorization for ExtAuthz {
         request: Request<CheckRequest>,
     ) -> Result<Response<CheckResponse>, Status> {
         let started = Instant::now();
-        let decision = self.decide(request.get_ref()).await;
+        let (headers, path) = request_headers(request.get_ref());
+        let view = RequestView {
+            headers: &headers,
+            path,
+        };
+        let decision = self.state.decide(&view).await;
         let response = render(&decision);
-        super::observe::record_check(&decision, started.elapsed());
+        let elapsed = started.elapsed();
+        super::observe::record_check(&decision, elapsed);
+        if crate::telemetry::audit::auditing() {
+            // The credential as the current providers read it (the one just judged).
+            let providers = self.state.providers.load();
+            let token = providers.credential_at(&view).map(|(token, _)| token);
+            super::observe::audit_check(&decision, token, elapsed);
+        }
         Ok(Response::new(response))
     }
 }

@@ -3,6 +3,7 @@
 
 use crate::policy::Decision;
 use crate::telemetry::LatencyRecorder;
+use crate::telemetry::audit::{self, Entry};
 use crate::telemetry::names;
 use std::cell::RefCell;
 use std::time::Duration;
@@ -46,5 +47,36 @@ pub fn record_check(decision: &Decision, elapsed: Duration) {
         {
             recorder.record(elapsed);
         }
+    });
+}
+
+/// Hands one ext_authz check to the calling worker's audit writer (see
+/// [`crate::telemetry::audit`]); `token` is the raw credential, of which only a digest prefix
+/// is kept. A no-op on a thread without a writer. Call it beside [`record_check`].
+pub fn audit_check(decision: &Decision, token: Option<&str>, elapsed: Duration) {
+    if !audit::auditing() {
+        return;
+    }
+    let (allowed, reason, provider, sub) = match decision {
+        Decision::Allow(allowed) => (
+            true,
+            names::labels::OK,
+            Some(allowed.provider.clone()),
+            allowed
+                .claims
+                .get("sub")
+                .and_then(|sub| sub.as_str())
+                .map(str::to_owned),
+        ),
+        Decision::Deny(denied, provider) => (false, denied.reason.code(), provider.clone(), None),
+    };
+    audit::record(Entry {
+        time_ms: audit::unix_ms(),
+        allowed,
+        reason,
+        provider,
+        sub,
+        token: token.map(|t| Entry::token_digest(t.as_bytes())),
+        latency_us: u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
     });
 }

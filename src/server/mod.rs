@@ -207,11 +207,39 @@ fn run(
         .build_v1()
         .map_err(|e| format!("cannot build reflection: {e}"))?;
 
+    // The audit files are created before anything is served: a directory verdict cannot write
+    // to fails the start, not the first check.
+    let audit = match &config.audit.dir {
+        Some(dir) => {
+            let workers = runtime::placement::plan(config.server.workers).cores.len();
+            let options = telemetry::audit::AuditOptions {
+                dir: dir.clone(),
+                max_file_bytes: config.audit.max_file_bytes,
+                queue_lines: config.audit.queue_lines,
+            };
+            let log = telemetry::audit::AuditLog::open(&options, workers).map_err(|e| {
+                format!(
+                    "audit.dir: cannot write the audit log in {}: {e}",
+                    dir.display()
+                )
+            })?;
+            Some(Arc::new(log))
+        }
+        None => None,
+    };
+
     let max_age = config.server.max_connection_age_s;
     let serve_state = state.clone();
+    let serve_audit = audit.clone();
     let serve_telemetry = Arc::clone(&telemetry);
     let serve: ServeFn = Arc::new(move |ctx, incoming, shutdown| {
         observe::install_latency_recorder(serve_telemetry.latency_recorder(ctx.index));
+        if let Some(audit) = &serve_audit {
+            match audit.writer(ctx.index) {
+                Some(writer) => telemetry::audit::install_writer(writer),
+                None => tracing::error!(worker = ctx.index, "no audit writer for this worker"),
+            }
+        }
         let mut builder = tonic::transport::Server::builder()
             .accept_http1(false)
             .http2_keepalive_interval(Some(Duration::from_secs(30)));
@@ -299,6 +327,10 @@ fn run(
     let drained = running.join(drain);
     if !drained {
         tracing::warn!(timeout_s = drain.as_secs(), "drain timed out");
+    }
+    if let Some(audit) = &audit {
+        // After the drain: every answered check's line is queued; write them all.
+        audit.shutdown();
     }
     let _ = admin_stop_tx.send(());
     control.block_on(async {
@@ -400,9 +432,10 @@ fn reload(
             if new.server.grpc_listen != current.server.grpc_listen
                 || new.server.admin_listen != current.server.admin_listen
                 || new.server.workers != current.server.workers
+                || new.audit != current.audit
             {
                 tracing::warn!(
-                    "reload: listener addresses and workers only change on restart; keeping the running ones"
+                    "reload: listener addresses, workers and [audit] only change on restart; keeping the running ones"
                 );
             }
             let previous = state.providers.load_full();
@@ -494,6 +527,7 @@ fn demo_config() -> Result<(Config, Demo), String> {
         admin: config::AdminConfig::default(),
         cache: config::CacheConfig::default(),
         revocation: config::RevocationConfig::default(),
+        audit: config::AuditConfig::default(),
         providers: vec![provider],
     };
     let now = system_clock();

@@ -7,9 +7,11 @@
 //!   locks or contention; a scrape merges all workers.
 //! - [`names`] holds every metric name and label; [`names::describe_all`] their descriptions.
 //! - [`init_logging`] sets up tracing; [`token_digest_prefix`] is the only way to log a token.
+//! - [`audit`] is the hash-chained decision log (`[audit]`) and its verifier.
 //! - [`admin_router`] / [`serve_admin`] serve `/metrics`, `/healthz` and `/readyz`.
 
 mod admin;
+pub mod audit;
 mod latency;
 mod logging;
 pub mod names;

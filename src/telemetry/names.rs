@@ -118,6 +118,11 @@ pub const SIGNATURE_BATCHES_TOTAL: &str = "verdict_signature_batches_total";
 /// [`SIGNATURE_BATCHES_TOTAL`] it is the mean batch size.
 pub const SIGNATURE_BATCH_SIGNATURES_TOTAL: &str = "verdict_signature_batch_signatures_total";
 
+/// Counter of decision-log lines (`[audit]`). Label: [`labels::RESULT`]: `written` (appended
+/// to the worker's file), `dropped` (the worker's queue was full, or the log was shutting
+/// down: the check was answered, its line lost), `failed` (lost to a write error).
+pub const AUDIT_LINES_TOTAL: &str = "verdict_audit_lines_total";
+
 /// Gauge set to 1, carrying the running version in [`labels::VERSION`]; the usual Prometheus idiom
 /// for joining version information onto other series.
 pub const BUILD_INFO: &str = "verdict_build_info";
@@ -170,6 +175,12 @@ pub mod labels {
     pub const UPDATED: &str = "updated";
     /// `result` value: the fetch confirmed the current key set (304 or the same document).
     pub const UNCHANGED: &str = "unchanged";
+    /// `result` value: an audit line was appended to its file.
+    pub const WRITTEN: &str = "written";
+    /// `result` value: an audit line was dropped because its worker's queue was full.
+    pub const DROPPED: &str = "dropped";
+    /// `result` value: an audit line was lost to a write error.
+    pub const FAILED: &str = "failed";
     /// `kind` value: the worker runs tokio-uring (io_uring).
     pub const IO_URING: &str = "io_uring";
     /// `kind` value: the worker runs a plain current-thread tokio runtime (epoll).
@@ -306,6 +317,11 @@ pub fn describe_all() {
         SIGNATURE_BATCH_SIGNATURES_TOTAL,
         Unit::Count,
         "Signatures in those batches, by result."
+    );
+    describe_counter!(
+        AUDIT_LINES_TOTAL,
+        Unit::Count,
+        "Decision-log lines, by result: written, dropped (queue full), failed (write error)."
     );
     describe_gauge!(
         BUILD_INFO,
