@@ -46,6 +46,7 @@ pub struct Answers {
     negative_ttl_s: u64,
     verified_metrics: CacheMetrics,
     negative_metrics: CacheMetrics,
+    flight_waits: Counter,
 }
 
 /// A lookup's outcome.
@@ -80,12 +81,29 @@ impl Answers {
             negative_ttl_s: config.negative_ttl_s,
             verified_metrics: CacheMetrics::new("verified"),
             negative_metrics: CacheMetrics::new("negative"),
+            flight_waits: metrics::counter!(names::CACHE_FLIGHT_WAITS_TOTAL),
         }))
     }
 
     /// The cache key of a credential found at source `source`.
     pub fn key(&self, source: u32, token: &str) -> CacheKey {
         self.digester.digest(source, token.as_bytes())
+    }
+
+    /// [`Answers::get`] without counting a miss (a second look within one lookup); a hit
+    /// counts.
+    fn peek(&self, key: CacheKey, providers: &Providers, now: u64) -> Option<Decision> {
+        let verified = self.verified.as_ref()?;
+        let hit = verified.get_with(key, now, |entry| {
+            let cached = entry.value();
+            cached
+                .stands(providers)
+                .then(|| Decision::Allow(std::sync::Arc::clone(&cached.allowed)))
+        });
+        if hit.is_some() {
+            self.verified_metrics.hit.increment(1);
+        }
+        hit
     }
 
     /// A stored answer for `key` that still stands on `providers` at `now`.
@@ -123,8 +141,18 @@ impl Answers {
             return Lookup::Hit(decision);
         }
         match self.flights.join(key) {
-            Some(Flight::Follower(follower)) => Lookup::Wait(key, follower),
-            Some(Flight::Leader(leader)) => Lookup::Miss(key, Some(leader)),
+            Some(Flight::Follower(follower)) => {
+                self.flight_waits.increment(1);
+                Lookup::Wait(key, follower)
+            }
+            Some(Flight::Leader(leader)) => {
+                // A previous leader may have stored its answer and left between the miss above
+                // and this join: look once more so it is not verified twice.
+                match self.peek(key, providers, now) {
+                    Some(decision) => Lookup::Hit(decision),
+                    None => Lookup::Miss(key, Some(leader)),
+                }
+            }
             None => Lookup::Miss(key, None),
         }
     }

@@ -81,6 +81,10 @@ pub const CACHE_ENTRIES: &str = "verdict_cache_entries";
 /// [`labels::CACHE`]. A steady rise means `max_entries` is smaller than the working set.
 pub const CACHE_EVICTIONS_TOTAL: &str = "verdict_cache_evictions_total";
 
+/// Counter: checks that waited for another check of the same credential to be decided (the
+/// answer caches' single-flight), instead of deciding it again.
+pub const CACHE_FLIGHT_WAITS_TOTAL: &str = "verdict_cache_flight_waits_total";
+
 /// Gauge: live revocations. Label: [`labels::KIND`] (`jti`|`sub`|`sid`|`kid`|`issued_before`).
 pub const REVOCATIONS: &str = "verdict_revocations";
 
@@ -269,6 +273,11 @@ pub fn describe_all() {
         CACHE_EVICTIONS_TOTAL,
         Unit::Count,
         "Still-valid entries the answer cache pushed out for newer ones."
+    );
+    describe_counter!(
+        CACHE_FLIGHT_WAITS_TOTAL,
+        Unit::Count,
+        "Checks that waited for a concurrent check of the same credential instead of deciding it again."
     );
     describe_gauge!(
         REVOCATIONS,
