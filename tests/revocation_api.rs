@@ -434,3 +434,112 @@ async fn a_hundred_thousand_entry_log_loads_before_the_server_serves() {
         "start-up line names the count: {logs}"
     );
 }
+
+/// Under load from `verdict-load`: for each of 100 tokens, allowed (and cached) on 8
+/// connections spread over the workers, then revoked; every check sent after the 201, on
+/// every connection, must be denied. Reports the time from the 201 until all 8 connections
+/// have answered a denial (p50, p99, max).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revocations_are_enforced_on_every_connection_at_once_under_load() {
+    use common::load::{reader, verdict_load_bin, wait_child};
+    use std::process::{Command, Stdio};
+    const REVOCATIONS: usize = 100;
+    const CONNECTIONS: usize = 8;
+
+    let bin = verdict_load_bin();
+    let server = start(None, true);
+    let dir = Scratch::new("revocation-load");
+    let background: Vec<String> = (0..32)
+        .map(|i| token_with(json!({"jti": format!("load-{i}")})))
+        .collect();
+    let tokens_path = dir.0.join("tokens.txt");
+    std::fs::write(&tokens_path, background.join("\n") + "\n").expect("tokens file");
+    let mut load = Command::new(&bin)
+        .arg("run")
+        .arg("--target")
+        .arg(server.grpc.to_string())
+        .arg("--tokens-file")
+        .arg(&tokens_path)
+        .args(["-c", "2", "-m", "4", "--warmup", "0s", "--duration", "60s"])
+        .args(["--timeout", "5s", "--deadline", "90s", "--quiet"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn verdict-load");
+    let stdout = reader(load.stdout.take().map(|p| Box::new(p) as _));
+    let stderr = reader(load.stderr.take().map(|p| Box::new(p) as _));
+    // The load is on before the first revocation.
+    let loaded = server.wait_metric(
+        "verdict_checks_total",
+        &[("result", "allow"), ("reason", "ok")],
+        |n| n >= 200.0,
+        Duration::from_secs(30),
+    );
+    assert!(
+        loaded.is_some_and(|n| n >= 200.0),
+        "verdict-load is sending checks"
+    );
+
+    let mut clients = Vec::new();
+    for _ in 0..CONNECTIONS {
+        // One channel each: its own HTTP/2 connection, balanced over the workers.
+        clients.push(server.authz().await);
+    }
+    let admin = server.admin;
+    let mut micros = Vec::with_capacity(REVOCATIONS);
+    for i in 0..REVOCATIONS {
+        let token = token_with(json!({"jti": format!("victim-{i}")}));
+        for client in &mut clients {
+            let answer = check(client, bearer_check(&token)).await;
+            assert_eq!(grpc_code(&answer), GRPC_OK, "victim {i} allowed first");
+        }
+        let body = json!({"provider": "corp", "jti": format!("victim-{i}")}).to_string();
+        let (status, text) = tokio::task::spawn_blocking(move || {
+            admin_call(
+                admin,
+                "POST",
+                "/v1/revocations",
+                Some(TOKEN),
+                Some(body.as_bytes()),
+            )
+        })
+        .await
+        .expect("admin call");
+        assert_eq!(status, 201, "{text}");
+        let acknowledged = Instant::now();
+        let checks: Vec<_> = clients
+            .iter()
+            .map(|client| {
+                let mut client = client.clone();
+                let token = token.clone();
+                tokio::spawn(async move {
+                    let answer = check(&mut client, bearer_check(&token)).await;
+                    (grpc_code(&answer), acknowledged.elapsed())
+                })
+            })
+            .collect();
+        let mut slowest = Duration::ZERO;
+        for (connection, check) in checks.into_iter().enumerate() {
+            let (code, after) = check.await.expect("check task");
+            assert_eq!(
+                code, GRPC_UNAUTHENTICATED,
+                "victim {i}: the first check after the 201 on connection {connection} was not denied"
+            );
+            slowest = slowest.max(after);
+        }
+        micros.push(slowest.as_micros() as u64);
+    }
+    let _ = load.kill();
+    let _ = wait_child(&mut load, Duration::from_secs(10), "verdict-load");
+    let _ = (stdout.join(), stderr.join());
+    micros.sort_unstable();
+    let at = |q: f64| micros[((micros.len() - 1) as f64 * q).round() as usize];
+    println!(
+        "{REVOCATIONS} revocations under load, 201 → denied on all {CONNECTIONS} connections: p50 {} µs, p99 {} µs, max {} µs",
+        at(0.5),
+        at(0.99),
+        at(1.0)
+    );
+    assert_eq!(revoked_denials(&server), (REVOCATIONS * CONNECTIONS) as f64);
+}

@@ -2,6 +2,8 @@
 //! ephemeral loopback ports, talk to its admin listener, mint tokens with test keys.
 #![allow(dead_code)]
 
+pub mod load;
+
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{self, Ed25519KeyPair, KeyPair, RsaKeyPair};
 use std::io::{BufRead, BufReader, Read, Write};
