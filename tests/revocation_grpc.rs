@@ -13,8 +13,7 @@ use tonic::Code;
 use tonic::transport::Channel;
 use verdict::rpc::proto::revocation_admin_client::RevocationAdminClient;
 use verdict::rpc::proto::{
-    ListRevocationsRequest, Revocation, RevokeRequest, UnrevokeRequest, revocation,
-    revoke_request,
+    ListRevocationsRequest, Revocation, RevokeRequest, UnrevokeRequest, revocation, revoke_request,
 };
 
 const ISSUER: &str = "https://idp.example.com";
@@ -117,7 +116,10 @@ async fn revoke_list_unrevoke_over_grpc() {
     assert!(entry.created, "{entry:?}");
     assert!(entry.id.starts_with("rv-"), "{entry:?}");
     assert_eq!(entry.provider, "corp");
-    assert_eq!(entry.selector, Some(revocation::Selector::Jti("g-1".into())));
+    assert_eq!(
+        entry.selector,
+        Some(revocation::Selector::Jti("g-1".into()))
+    );
     assert_eq!(entry.reason.as_deref(), Some("leaked in a log"));
     assert!(entry.created_at >= before && entry.created_at <= now() + 1);
 
@@ -243,10 +245,7 @@ async fn bad_tokens_and_bad_inputs_are_refused_and_store_nothing() {
         .expect_err("huge, no token");
     assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
     // With the token: over the 64 KiB cap.
-    let status = admin_client
-        .revoke(admin(huge))
-        .await
-        .expect_err("huge");
+    let status = admin_client.revoke(admin(huge)).await.expect_err("huge");
     assert_eq!(status.code(), Code::OutOfRange, "{status:?}");
 
     let long = "x".repeat(1025);
@@ -338,10 +337,7 @@ async fn bad_tokens_and_bad_inputs_are_refused_and_store_nothing() {
         ),
     ];
     for (case, request, want, field) in cases {
-        let status = admin_client
-            .revoke(admin(request))
-            .await
-            .expect_err(case);
+        let status = admin_client.revoke(admin(request)).await.expect_err(case);
         assert_eq!(status.code(), want, "{case}: {status:?}");
         assert!(
             status.message().starts_with(&format!("{field}: ")),
@@ -355,7 +351,10 @@ async fn bad_tokens_and_bad_inputs_are_refused_and_store_nothing() {
             Some(field),
             "{case}: {status:?}"
         );
-        assert!(list(&mut admin_client).await.is_empty(), "{case} stored something");
+        assert!(
+            list(&mut admin_client).await.is_empty(),
+            "{case} stored something"
+        );
     }
     assert!(http_stored(&server).is_empty());
     assert_eq!(code_of(&server, &token).await, GRPC_OK);
@@ -374,7 +373,10 @@ async fn without_an_admin_token_the_grpc_admin_api_is_off() {
         assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
         assert!(status.message().contains("admin API is off"), "{status:?}");
         let status = admin_client
-            .list_revocations(with_auth(ListRevocationsRequest {}, authorization.as_deref()))
+            .list_revocations(with_auth(
+                ListRevocationsRequest {},
+                authorization.as_deref(),
+            ))
             .await
             .expect_err("off");
         assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");

@@ -468,10 +468,26 @@ pub fn validate(
             )
         })?;
     let mut selector = None;
-    one_selector(&mut selector, "jti", text("jti", input.jti)?.map(Selector::Jti))?;
-    one_selector(&mut selector, "sub", text("sub", input.sub)?.map(Selector::Sub))?;
-    one_selector(&mut selector, "sid", text("sid", input.sid)?.map(Selector::Sid))?;
-    one_selector(&mut selector, "kid", text("kid", input.kid)?.map(Selector::Kid))?;
+    one_selector(
+        &mut selector,
+        "jti",
+        text("jti", input.jti)?.map(Selector::Jti),
+    )?;
+    one_selector(
+        &mut selector,
+        "sub",
+        text("sub", input.sub)?.map(Selector::Sub),
+    )?;
+    one_selector(
+        &mut selector,
+        "sid",
+        text("sid", input.sid)?.map(Selector::Sid),
+    )?;
+    one_selector(
+        &mut selector,
+        "kid",
+        text("kid", input.kid)?.map(Selector::Kid),
+    )?;
     one_selector(
         &mut selector,
         "issued_before",
