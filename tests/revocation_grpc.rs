@@ -198,6 +198,39 @@ async fn revoke_list_unrevoke_over_grpc() {
     assert_eq!(http.len(), 1);
     assert_eq!(http[0]["issued_before"], cutoff);
     assert_eq!(http[0]["expires_at"].as_u64(), entry.expires_at);
+
+    // And the other way round: an entry POSTed over HTTP is listed, and removable, over gRPC.
+    let (status, text) = admin_call(
+        server.admin,
+        "POST",
+        "/v1/revocations",
+        Some(TOKEN),
+        Some(
+            json!({"provider": "corp", "sub": "carol"})
+                .to_string()
+                .as_bytes(),
+        ),
+    );
+    assert_eq!(status, 201, "{text}");
+    let posted: Value = serde_json::from_str(&text).expect("json");
+    let listed = list(&mut admin_client).await;
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    // Oldest first, but both may share a second (ids break the tie): find it by id.
+    let from_http = listed
+        .iter()
+        .find(|e| e.id == posted["id"].as_str().expect("id"))
+        .unwrap_or_else(|| panic!("the HTTP entry is listed: {listed:?}"));
+    assert_eq!(
+        from_http.selector,
+        Some(revocation::Selector::Sub("carol".into()))
+    );
+    for entry in listed {
+        admin_client
+            .unrevoke(admin(UnrevokeRequest { id: entry.id }))
+            .await
+            .expect("Unrevoke");
+    }
+    assert!(http_stored(&server).is_empty());
 }
 
 #[tokio::test]
