@@ -1,10 +1,12 @@
-//! gRPC services: Envoy ext_authz v3, `verdict.v1`, health and reflection.
+//! gRPC services: Envoy ext_authz v3, `verdict.v1` (Verifier, RevocationAdmin), health and
+//! reflection; and the HTTP admin API.
 //!
 //! Services translate protocol messages to and from the policy layer; they never verify
 //! anything themselves.
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod admin_grpc;
 pub mod answers;
 pub mod ext_authz;
 pub mod observe;

@@ -13,7 +13,9 @@ use crate::jose::b64;
 use crate::policy::Providers;
 use crate::revocation::RevocationStore;
 use crate::rpc::admin::{AdminApi, AdminToken, admin_api_router};
+use crate::rpc::admin_grpc::RevocationAdminService;
 use crate::rpc::ext_authz::ExtAuthz;
+use crate::rpc::proto::revocation_admin_server::RevocationAdminServer;
 use crate::rpc::proto::verifier_server::VerifierServer;
 use crate::rpc::verifier::VerifierService;
 use crate::rpc::{ServiceState, observe, system_clock};
@@ -200,6 +202,9 @@ fn run(
         health_reporter
             .set_serving::<VerifierServer<VerifierService>>()
             .await;
+        health_reporter
+            .set_serving::<RevocationAdminServer<RevocationAdminService>>()
+            .await;
     });
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(crate::rpc::proto::FILE_DESCRIPTOR_SET)
@@ -228,8 +233,18 @@ fn run(
         None => None,
     };
 
+    // One admin state for both admin APIs: the HTTP routes on the admin listener and
+    // `verdict.v1.RevocationAdmin` on every worker.
+    let admin_api = AdminApi {
+        token: AdminToken::load(&config.admin)?,
+        store: Arc::clone(&keys.revocations),
+        providers: Arc::clone(&state.providers),
+        clock: system_clock,
+    };
+
     let max_age = config.server.max_connection_age_s;
     let serve_state = state.clone();
+    let serve_admin = admin_api.clone();
     let serve_audit = audit.clone();
     let serve_telemetry = Arc::clone(&telemetry);
     let serve: ServeFn = Arc::new(move |ctx, incoming, shutdown| {
@@ -253,6 +268,7 @@ fn run(
             .add_service(VerifierServer::new(VerifierService::new(
                 serve_state.clone(),
             )))
+            .add_service(RevocationAdminService::server(serve_admin.clone()))
             .add_service(health_service.clone())
             .add_service(reflection.clone());
         Box::pin(async move {
@@ -279,15 +295,8 @@ fn run(
     let readiness_state = state.clone();
     let readiness: Arc<dyn Fn() -> Readiness + Send + Sync> =
         Arc::new(move || readiness_of(&readiness_state.providers.load(), system_clock()));
-    let admin_token = AdminToken::load(&config.admin)?;
-    let router = telemetry::admin_router(Arc::clone(&telemetry), readiness).merge(
-        admin_api_router(AdminApi {
-            token: admin_token,
-            store: Arc::clone(&keys.revocations),
-            providers: Arc::clone(&state.providers),
-            clock: system_clock,
-        }),
-    );
+    let router = telemetry::admin_router(Arc::clone(&telemetry), readiness)
+        .merge(admin_api_router(admin_api));
     let (admin_stop_tx, admin_stop_rx) = tokio::sync::oneshot::channel::<()>();
     let admin_task = control.block_on(async {
         admin_listener.set_nonblocking(true)?;
