@@ -245,6 +245,10 @@ pub struct RunArgs {
     /// Client runtime threads [default: one per client core].
     #[arg(long)]
     pub client_threads: Option<usize>,
+    /// A TOML file appended to the generated verdict config for --spawn (more tables, e.g.
+    /// `[cache]` or `[audit]`, to compare configurations under one scenario).
+    #[arg(long, requires = "spawn")]
+    pub server_toml: Option<PathBuf>,
     /// The pid of a --target server: enables its CPU accounting and sighup actions.
     #[arg(long, requires = "target")]
     pub server_pid: Option<u32>,
@@ -530,8 +534,14 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                 anyhow!("no verdict binary beside verdict-load or on PATH: pass --verdict-bin")
             })?,
         };
+        let extra_toml = match &args.server_toml {
+            Some(path) => std::fs::read_to_string(path)
+                .with_context(|| format!("reading --server-toml {}", path.display()))?,
+            None => String::new(),
+        };
         let settings = ServerSettings {
             workers: server_cpus.as_ref().map_or(0, Vec::len),
+            extra_toml,
             ..ServerSettings::default()
         };
         let keys = keys
@@ -672,6 +682,7 @@ fn prepare(args: PrepareArgs) -> anyhow::Result<()> {
         grpc_listen: args.listen,
         admin_listen: args.admin_listen,
         workers: args.workers,
+        extra_toml: String::new(),
     };
     work.write(&keys, &pool, &settings, &scenario.name)?;
     if let (Some(count), Some(path)) = (args.tokens, &args.tokens_out) {
