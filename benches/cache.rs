@@ -249,6 +249,7 @@ fn bench_decide(c: &mut Criterion) {
             ("sub".into(), "x-verdict-sub".into()),
             ("scope".into(), "x-verdict-scope".into()),
         ],
+        claims_to_metadata: Vec::new(),
         required_scopes: Vec::new(),
         source: CredentialSource::default(),
     };

@@ -135,6 +135,7 @@ fn provider(index: usize, public: &PublicKeys, backend: &AwsLcBackend) -> Provid
         .into_iter()
         .map(|(claim, header)| (claim.to_owned(), header.to_owned()))
         .collect(),
+        claims_to_metadata: Vec::new(),
         required_scopes: vec!["orders:read".to_owned()],
         source: CredentialSource::default(),
     }

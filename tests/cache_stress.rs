@@ -208,6 +208,7 @@ fn cached_answers_always_match_the_oracle_under_rotation_revocation_and_time() {
         live: None,
         introspection: None,
         claims_to_headers: vec![("sub".into(), "x-sub".into())],
+        claims_to_metadata: Vec::new(),
         required_scopes: Vec::new(),
         source: CredentialSource::default(),
     };

@@ -146,16 +146,58 @@ async fn valid_token_is_allowed_with_claim_headers_and_metadata() {
     }
     assert!(ok.headers_to_remove.is_empty(), "{ok:?}");
 
-    let metadata = response
-        .dynamic_metadata
-        .as_ref()
-        .expect("dynamic_metadata");
-    let verdict = as_struct(field(metadata, "verdict"));
-    assert_eq!(as_str(field(verdict, "provider")), "corp");
-    assert_eq!(as_str(field(verdict, "alg")), "RS256");
-    let claims = as_struct(field(verdict, "claims"));
-    assert_eq!(as_str(field(claims, "sub")), "alice");
-    assert_eq!(as_str(field(claims, "iss")), ISS);
+    // No metadata unless the provider asks for it: Envoy pays for it on every call.
+    assert!(response.dynamic_metadata.is_none(), "{response:?}");
+}
+
+#[tokio::test]
+async fn claims_to_metadata_puts_the_named_claims_or_all_into_dynamic_metadata() {
+    let token = TestKey::example_rsa().mint(&claims(ISS, AUD, "alice"));
+    for (setting, want, absent) in [
+        (
+            r#"["sub", "scope", "missing"]"#,
+            vec!["sub", "scope"],
+            vec!["iss", "missing"],
+        ),
+        (
+            r#"["*"]"#,
+            vec!["sub", "scope", "iss", "aud", "exp"],
+            vec![],
+        ),
+    ] {
+        let config = EXAMPLE_PROVIDER.replace(
+            "leeway_s = 30\n",
+            &format!("leeway_s = 30\nclaims_to_metadata = {setting}\n"),
+        );
+        let server = Server::start(&config, &[("jwks.json", &example_jwks())]);
+        let mut client = server.authz().await;
+        let response = check(&mut client, bearer_check(&token)).await;
+        assert_eq!(grpc_code(&response), 0, "{setting}: {response:?}");
+        let metadata = response
+            .dynamic_metadata
+            .as_ref()
+            .expect("dynamic_metadata");
+        let verdict = as_struct(field(metadata, "verdict"));
+        assert_eq!(as_str(field(verdict, "provider")), "corp");
+        assert_eq!(as_str(field(verdict, "alg")), "RS256");
+        let claims = as_struct(field(verdict, "claims"));
+        for name in want {
+            assert!(
+                claims.fields.contains_key(name),
+                "{setting}: {name} in {claims:?}"
+            );
+        }
+        for name in absent {
+            assert!(
+                !claims.fields.contains_key(name),
+                "{setting}: no {name} in {claims:?}"
+            );
+        }
+        assert_eq!(as_str(field(claims, "sub")), "alice");
+        // A cached answer carries the same metadata.
+        let again = check(&mut client, bearer_check(&token)).await;
+        assert_eq!(again, response, "{setting}");
+    }
 }
 
 #[tokio::test]
@@ -413,8 +455,13 @@ token_query = "access_token"
 #[tokio::test]
 async fn two_providers_are_selected_by_issuer_each_with_its_own_key() {
     let ci_key = TestKey::ed25519("ci-1");
+    // Both ask for metadata, which names the provider that judged the token.
+    let corp = EXAMPLE_PROVIDER.replace(
+        "leeway_s = 30\n",
+        "leeway_s = 30\nclaims_to_metadata = [\"sub\"]\n",
+    );
     let config = format!(
-        r#"{EXAMPLE_PROVIDER}
+        r#"{corp}
 [[providers]]
 name = "ci"
 issuer = "urn:example:ci"
@@ -422,6 +469,7 @@ audiences = ["api://orders"]
 jwks_file = "ci.jwks.json"
 algorithms = ["EdDSA"]
 claims_to_headers = {{ sub = "x-ci-sub" }}
+claims_to_metadata = ["sub"]
 "#
     );
     let server = Server::start(

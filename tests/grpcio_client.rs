@@ -79,6 +79,15 @@ fn header<'a>(name: &str, headers: &'a Value, key: &str) -> Option<&'a str> {
         .map(|h| h["value"].as_str().expect("value"))
 }
 
+/// The shared cases' provider, asking for every claim in the answer's metadata (so the Python
+/// client decodes a `dynamic_metadata` Struct too).
+fn provider_with_metadata() -> String {
+    provider().replace(
+        "leeway_s = 30\n",
+        "leeway_s = 30\nclaims_to_metadata = [\"*\"]\n",
+    )
+}
+
 fn check_allowed(name: &str, result: &Value, sub: &str, scope: Option<&str>) {
     assert_eq!(result["code"], 0, "{name}: allowed = OK: {result}");
     assert!(
@@ -148,7 +157,7 @@ fn check_denied(name: &str, result: &Value, expect: Expect) {
 
 #[test]
 fn grpcio_client_gets_allow_and_deny_answers() {
-    let server = Server::start(&provider(), &[("jwks.json", &example_jwks())]);
+    let server = Server::start(&provider_with_metadata(), &[("jwks.json", &example_jwks())]);
     let tokens = Tokens::new();
     let cases = tokens.cases();
     let mut requests: Vec<Value> = Vec::new();
@@ -193,7 +202,7 @@ fn grpcio_client_gets_allow_and_deny_answers() {
 
 #[test]
 fn grpcio_client_sees_absent_claims_removed() {
-    let server = Server::start(&provider(), &[("jwks.json", &example_jwks())]);
+    let server = Server::start(&provider_with_metadata(), &[("jwks.json", &example_jwks())]);
     let tokens = Tokens::new();
     // A token with the required scope but no `sub`: x-verdict-sub must be removed, not kept
     // from the client.
@@ -227,7 +236,7 @@ fn grpcio_client_sees_absent_claims_removed() {
 fn grpcio_client_sees_many_checks_on_one_channel() {
     // Many allowed and denied checks, one after another on one HTTP/2 connection: every answer
     // carries its own token's claims (no cross-talk through the caches).
-    let server = Server::start(&provider(), &[("jwks.json", &example_jwks())]);
+    let server = Server::start(&provider_with_metadata(), &[("jwks.json", &example_jwks())]);
     let tokens = Tokens::new();
     let subs: Vec<String> = (0..40).map(|i| format!("user-{i}")).collect();
     let requests: Vec<Value> = subs

@@ -480,7 +480,7 @@ mod tests {
                 11,
             ),
             ("admin", format!("[admin]\nzz_unknown = 1\n{PROVIDER}"), 2),
-            ("providers", provider_with("zz_unknown = 1"), 34),
+            ("providers", provider_with("zz_unknown = 1"), 35),
             ("cache", format!("[cache]\nzz_unknown = 1\n{PROVIDER}"), 3),
             (
                 "revocation",

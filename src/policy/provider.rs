@@ -118,6 +118,8 @@ pub struct Provider {
     pub introspection: Option<Arc<IntrospectionClient>>,
     /// Claim name → request header name added upstream on allow.
     pub claims_to_headers: Vec<(String, String)>,
+    /// Claims the answer carries as metadata (`["*"]` = all; empty = no metadata).
+    pub claims_to_metadata: Vec<String>,
     /// Scopes that must all be granted (`scope` string or `scp` array), else 403.
     pub required_scopes: Vec<String>,
     /// Where the credential is found.
@@ -305,6 +307,8 @@ pub struct Allowed {
     pub claims: Map<String, Value>,
     /// `exp`, when present (bounds caching).
     pub expires_at: Option<u64>,
+    /// The claims the provider puts into the answer's metadata; `None` = no metadata.
+    pub metadata: Option<Map<String, Value>>,
     /// What the token can be revoked by, hashed once here so every later check (cached
     /// answers included) is a few hash probes.
     pub revocable: RevocationKeys,
@@ -652,6 +656,16 @@ pub(super) fn allow(
     expires_at: Option<u64>,
 ) -> Decision {
     let revocable = revocation_keys(&provider.name, kid, &claims);
+    let metadata = match provider.claims_to_metadata.as_slice() {
+        [] => None,
+        [all] if all == "*" => Some(claims.clone()),
+        wanted => Some(
+            wanted
+                .iter()
+                .filter_map(|name| claims.get(name).map(|v| (name.clone(), v.clone())))
+                .collect(),
+        ),
+    };
     let mut headers = Vec::with_capacity(provider.claims_to_headers.len());
     let mut headers_to_remove = Vec::new();
     for (claim, header) in &provider.claims_to_headers {
@@ -667,6 +681,7 @@ pub(super) fn allow(
         headers_to_remove,
         claims,
         expires_at,
+        metadata,
         revocable,
     }))
 }

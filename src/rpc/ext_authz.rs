@@ -7,7 +7,7 @@
 
 use super::ServiceState;
 use crate::jose::Reject;
-use crate::policy::{Decision, RequestView};
+use crate::policy::{Allowed, Decision, RequestView};
 use envoy_types::pb::envoy::config::core::v3::{HeaderValue, HeaderValueOption};
 use envoy_types::pb::envoy::service::auth::v3::authorization_server::Authorization;
 use envoy_types::pb::envoy::service::auth::v3::check_response::HttpResponse;
@@ -113,6 +113,41 @@ impl Authorization for ExtAuthz {
     }
 }
 
+/// `{"verdict": {"provider", "alg", "claims": {...}}}`, built straight from the claims, without
+/// an intermediate JSON copy.
+fn metadata(allowed: &Allowed, claims: &Map<String, Value>) -> Struct {
+    let string = |s: &str| PbValue {
+        kind: Some(Kind::StringValue(s.to_owned())),
+    };
+    let verdict = Struct {
+        fields: [
+            ("provider".to_owned(), string(&allowed.provider)),
+            (
+                "alg".to_owned(),
+                string(allowed.alg.map_or("", |a| a.name())),
+            ),
+            (
+                "claims".to_owned(),
+                PbValue {
+                    kind: Some(Kind::StructValue(to_struct(claims))),
+                },
+            ),
+        ]
+        .into_iter()
+        .collect(),
+    };
+    Struct {
+        fields: [(
+            "verdict".to_owned(),
+            PbValue {
+                kind: Some(Kind::StructValue(verdict)),
+            },
+        )]
+        .into_iter()
+        .collect(),
+    }
+}
+
 /// Renders a decision as Envoy expects it.
 pub fn render(decision: &Decision) -> CheckResponse {
     match decision {
@@ -130,43 +165,17 @@ pub fn render(decision: &Decision) -> CheckResponse {
                     ..Default::default()
                 })
                 .collect();
-            // Built straight from the claims, without an intermediate JSON copy.
-            let string = |s: &str| PbValue {
-                kind: Some(Kind::StringValue(s.to_owned())),
-            };
-            let verdict = Struct {
-                fields: [
-                    ("provider".to_owned(), string(&allowed.provider)),
-                    (
-                        "alg".to_owned(),
-                        string(allowed.alg.map_or("", |a| a.name())),
-                    ),
-                    (
-                        "claims".to_owned(),
-                        PbValue {
-                            kind: Some(Kind::StructValue(to_struct(&allowed.claims))),
-                        },
-                    ),
-                ]
-                .into_iter()
-                .collect(),
-            };
-            let namespaced = Struct {
-                fields: [(
-                    "verdict".to_owned(),
-                    PbValue {
-                        kind: Some(Kind::StructValue(verdict)),
-                    },
-                )]
-                .into_iter()
-                .collect(),
-            };
+            // Only when the provider asks for it: Envoy pays for metadata on every call.
+            let dynamic_metadata = allowed
+                .metadata
+                .as_ref()
+                .map(|claims| metadata(allowed, claims));
             CheckResponse {
                 status: Some(RpcStatus {
                     code: GRPC_OK,
                     ..Default::default()
                 }),
-                dynamic_metadata: Some(namespaced),
+                dynamic_metadata,
                 http_response: Some(HttpResponse::OkResponse(OkHttpResponse {
                     headers,
                     headers_to_remove: allowed.headers_to_remove.clone(),

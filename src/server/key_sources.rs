@@ -281,6 +281,7 @@ fn provider_from_config(p: &ProviderConfig, config: &Config) -> Provider {
             .iter()
             .map(|(claim, header)| (claim.clone(), header.clone()))
             .collect(),
+        claims_to_metadata: p.claims_to_metadata.clone(),
         required_scopes: p.required_scopes.clone(),
         source: CredentialSource {
             header: p.token_header.to_ascii_lowercase(),
