@@ -433,6 +433,11 @@ async fn a_hundred_thousand_entry_log_loads_before_the_server_serves() {
         logs.contains("\"live\":100000"),
         "start-up line names the count: {logs}"
     );
+    let line = logs
+        .lines()
+        .find(|l| l.contains("revocations loaded"))
+        .unwrap_or_default();
+    println!("start-up line: {line}");
 }
 
 /// Under load from `verdict-load`: for each of 100 tokens, allowed (and cached) on 8

@@ -482,7 +482,10 @@ fn check_claims_to_metadata(claims: &[String], at: &str) -> Result<(), Invalid> 
         if claim == "*" && claims.len() > 1 {
             return Err(invalid(key, "\"*\" (every claim) must stand alone"));
         }
-        if claims.get(..index).is_some_and(|before| before.contains(claim)) {
+        if claims
+            .get(..index)
+            .is_some_and(|before| before.contains(claim))
+        {
             return Err(invalid(key, format!("{claim:?} is listed twice")));
         }
     }

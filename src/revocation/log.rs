@@ -8,8 +8,10 @@
 //! Compaction rewrites the live entries to a temporary file, fsyncs it, renames it over the log
 //! and fsyncs the directory, so a crash at any point leaves either the old log or the new one.
 //!
-//! Plain blocking file I/O, run off the request path (admin handlers call it through
-//! `spawn_blocking`); io_uring would save little here, since each append waits for its fsync.
+//! Appends go through io_uring where it is available (see [`super::uring`]: a write and an
+//! `fdatasync` submitted by a dedicated io_uring thread), plain blocking file I/O otherwise;
+//! either way the caller (an admin handler, in `spawn_blocking`) returns only once the line is
+//! on disk. Replay and compaction use plain file I/O.
 
 use super::Revocation;
 use serde::{Deserialize, Serialize};
@@ -65,17 +67,28 @@ pub struct Replay {
     pub torn_bytes: usize,
 }
 
+/// How appends reach the disk.
+#[derive(Debug)]
+enum Sink {
+    /// `write` + `fdatasync` on this thread.
+    Plain(File),
+    /// io_uring, on the log's writer thread.
+    #[cfg(target_os = "linux")]
+    Uring(super::uring::UringWriter),
+}
+
 /// The open log.
 #[derive(Debug)]
 pub struct RevocationLog {
     path: PathBuf,
-    file: File,
+    sink: Sink,
     lines: usize,
 }
 
 impl RevocationLog {
-    /// Opens (creating it if needed) and replays the log at `path`.
-    pub fn open(path: &Path) -> Result<(RevocationLog, Replay), LogError> {
+    /// Opens (creating it if needed) and replays the log at `path`; appends go through
+    /// io_uring when `io_uring` is set and it works here.
+    pub fn open(path: &Path, io_uring: bool) -> Result<(RevocationLog, Replay), LogError> {
         let io_error = |source| LogError::Io {
             path: path.to_owned(),
             source,
@@ -95,14 +108,24 @@ impl RevocationLog {
             file.sync_data().map_err(io_error)?;
         }
         let lines = replay.records.len();
+        let sink = Sink::new(file, path, io_uring).map_err(io_error)?;
         Ok((
             RevocationLog {
                 path: path.to_owned(),
-                file,
+                sink,
                 lines,
             },
             replay,
         ))
+    }
+
+    /// Whether appends go through io_uring.
+    pub fn uses_io_uring(&self) -> bool {
+        match self.sink {
+            Sink::Plain(_) => false,
+            #[cfg(target_os = "linux")]
+            Sink::Uring(_) => true,
+        }
     }
 
     /// Appends `record` and waits until it is on disk; returns how long the fsync took.
@@ -116,11 +139,18 @@ impl RevocationLog {
             path: self.path.clone(),
             source,
         };
-        self.file.write_all(&line).map_err(io_error)?;
-        let started = Instant::now();
-        self.file.sync_data().map_err(io_error)?;
+        let fsync = match &mut self.sink {
+            Sink::Plain(file) => {
+                file.write_all(&line).map_err(io_error)?;
+                let started = Instant::now();
+                file.sync_data().map_err(io_error)?;
+                started.elapsed()
+            }
+            #[cfg(target_os = "linux")]
+            Sink::Uring(writer) => writer.append(line).map_err(io_error)?,
+        };
         self.lines += 1;
-        Ok(started.elapsed())
+        Ok(fsync)
     }
 
     /// Lines in the log now.
@@ -161,13 +191,40 @@ impl RevocationLog {
                 .and_then(|d| d.sync_all())
                 .map_err(io_error)?;
         }
-        self.file = OpenOptions::new()
+        let file = OpenOptions::new()
             .read(true)
             .append(true)
             .open(&self.path)
             .map_err(io_error)?;
+        match &mut self.sink {
+            Sink::Plain(old) => *old = file,
+            #[cfg(target_os = "linux")]
+            Sink::Uring(writer) => {
+                let len = file.metadata().map_err(io_error)?.len();
+                writer.replace(file, len).map_err(io_error)?;
+            }
+        }
         self.lines = lines;
         Ok(())
+    }
+}
+
+impl Sink {
+    fn new(file: File, path: &Path, io_uring: bool) -> io::Result<Sink> {
+        #[cfg(target_os = "linux")]
+        if io_uring {
+            let len = file.metadata()?.len();
+            let fallback = file.try_clone()?;
+            return match super::uring::start(file, len, path.to_owned()) {
+                Ok(writer) => Ok(Sink::Uring(writer)),
+                Err(error) => {
+                    tracing::info!(%error, log = %path.display(), "io_uring unavailable for the revocation log; plain file I/O");
+                    Ok(Sink::Plain(fallback))
+                }
+            };
+        }
+        let _ = (path, io_uring);
+        Ok(Sink::Plain(file))
     }
 }
 

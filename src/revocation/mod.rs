@@ -15,6 +15,8 @@ mod set;
 mod store;
 #[cfg(test)]
 mod tests;
+#[cfg(target_os = "linux")]
+mod uring;
 
 pub use log::{LogError, LogRecord, RevocationLog};
 pub use set::RevocationSet;

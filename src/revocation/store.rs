@@ -52,6 +52,8 @@ pub struct Opened {
     pub expired: usize,
     /// Bytes of a torn last line cut off.
     pub torn_bytes: usize,
+    /// Whether appends go through io_uring.
+    pub io_uring: bool,
 }
 
 /// The store.
@@ -85,13 +87,24 @@ impl RevocationStore {
         max_entries: usize,
         now: u64,
     ) -> Result<(RevocationStore, Opened), LogError> {
+        Self::open_with(log_path, max_entries, now, true)
+    }
+
+    /// [`RevocationStore::open`], choosing whether appends may use io_uring.
+    pub fn open_with(
+        log_path: Option<&Path>,
+        max_entries: usize,
+        now: u64,
+        io_uring: bool,
+    ) -> Result<(RevocationStore, Opened), LogError> {
         let mut inner = Inner {
             bulk: true,
             ..Inner::default()
         };
         let mut opened = Opened::default();
         if let Some(path) = log_path {
-            let (log, replay) = RevocationLog::open(path)?;
+            let (log, replay) = RevocationLog::open(path, io_uring)?;
+            opened.io_uring = log.uses_io_uring();
             opened.records = replay.records.len();
             opened.torn_bytes = replay.torn_bytes;
             for record in replay.records {

@@ -139,14 +139,29 @@ fn entries_expire_at_their_time_and_not_before() {
     assert!(store.list().is_empty());
 }
 
+/// The same durability, whichever way appends reach the disk.
 #[test]
 fn the_log_rebuilds_the_set_after_a_restart() {
+    for io_uring in [false, true] {
+        log_rebuilds_the_set_after_a_restart(io_uring);
+    }
+}
+
+fn log_rebuilds_the_set_after_a_restart(io_uring: bool) {
     let dir = scratch("restart");
     let path = dir.join("revocations.log");
     let kept;
     {
-        let (store, opened) = RevocationStore::open(Some(&path), 100, 1000).expect("open");
-        assert_eq!(opened, Opened::default());
+        let (store, opened) =
+            RevocationStore::open_with(Some(&path), 100, 1000, io_uring).expect("open");
+        assert_eq!((opened.live, opened.records, opened.torn_bytes), (0, 0, 0));
+        if !io_uring {
+            assert!(!opened.io_uring);
+        }
+        println!(
+            "revocation log appends through io_uring: {}",
+            opened.io_uring
+        );
         kept = store
             .add(new("corp", Selector::Sub("alice".into())), 1000)
             .expect("add")
@@ -160,7 +175,8 @@ fn the_log_rebuilds_the_set_after_a_restart() {
         store.add(expiring, 1000).expect("add");
         store.remove(&gone.id, 1001).expect("remove");
     }
-    let (store, opened) = RevocationStore::open(Some(&path), 100, 2000).expect("reopen");
+    let (store, opened) =
+        RevocationStore::open_with(Some(&path), 100, 2000, io_uring).expect("reopen");
     assert_eq!(opened.records, 4);
     assert_eq!(opened.expired, 1);
     assert_eq!(opened.live, 1);
@@ -213,9 +229,15 @@ fn a_torn_last_line_is_cut_and_a_corrupt_line_stops_the_start() {
 
 #[test]
 fn compaction_keeps_exactly_the_live_entries() {
+    for io_uring in [false, true] {
+        compaction_keeps_live_entries(io_uring);
+    }
+}
+
+fn compaction_keeps_live_entries(io_uring: bool) {
     let dir = scratch("compact");
     let path = dir.join("revocations.log");
-    let (store, _) = RevocationStore::open(Some(&path), 10_000, 1000).expect("open");
+    let (store, _) = RevocationStore::open_with(Some(&path), 10_000, 1000, io_uring).expect("open");
     let keep = store
         .add(new("corp", Selector::Sub("keep".into())), 1000)
         .expect("add")
@@ -231,9 +253,14 @@ fn compaction_keeps_exactly_the_live_entries() {
         .lines()
         .count();
     assert!(lines < 1100, "log compacted: {lines} lines");
+    // Appends after a compaction land in the new file.
+    let after = store
+        .add(new("corp", Selector::Sub("after".into())), 1001)
+        .expect("add")
+        .0;
     drop(store);
     let (store, _) = RevocationStore::open(Some(&path), 10_000, 1000).expect("reopen");
-    assert_eq!(store.list(), vec![keep]);
+    assert_eq!(store.list(), vec![keep, after]);
     std::fs::remove_dir_all(dir).ok();
 }
 

@@ -353,9 +353,13 @@ fn run(
 fn open_revocations(config: &Config) -> Result<RevocationStore, String> {
     let log_file = config.revocation.log_file.as_deref();
     let started = std::time::Instant::now();
-    let (store, opened) =
-        RevocationStore::open(log_file, config.revocation.max_entries, system_clock())
-            .map_err(|e| format!("revocation.log_file: {e}"))?;
+    let (store, opened) = RevocationStore::open_with(
+        log_file,
+        config.revocation.max_entries,
+        system_clock(),
+        config.server.io_uring,
+    )
+    .map_err(|e| format!("revocation.log_file: {e}"))?;
     match log_file {
         Some(path) => tracing::info!(
             log = %path.display(),
@@ -363,6 +367,7 @@ fn open_revocations(config: &Config) -> Result<RevocationStore, String> {
             records = opened.records,
             expired = opened.expired,
             torn_bytes = opened.torn_bytes,
+            io_uring = opened.io_uring,
             ms = started.elapsed().as_millis() as u64,
             "revocations loaded"
         ),
