@@ -664,20 +664,90 @@ async fn claim_values_render_as_safe_header_values() {
     let response = check(&mut client, bearer_check(&token)).await;
     assert_eq!(grpc_code(&response), 0, "{response:?}");
     let ok = ok_response(&response);
-    let sub = header_value(&ok.headers, "x-verdict-sub").expect("x-verdict-sub");
-    assert!(
-        !sub.contains('\r') && !sub.contains('\n'),
-        "control characters reached a header value: {sub:?}"
-    );
-    assert!(sub.starts_with("alice"), "{sub:?}");
+    // A value with control characters is never rewritten into another value: the header is
+    // left out, and removed so the client cannot supply its own.
+    assert!(header(&ok.headers, "x-verdict-sub").is_none(), "{ok:?}");
     assert_eq!(header_value(&ok.headers, "x-roles"), Some("reader,writer"));
     assert_eq!(header_value(&ok.headers, "x-tenant"), Some("42"));
     assert_eq!(header_value(&ok.headers, "x-admin"), Some("false"));
     assert_eq!(header_value(&ok.headers, "x-org"), Some(r#"{"id":"o-1"}"#));
     // A null claim is as good as absent: the header is removed, not set to "null".
     assert!(header(&ok.headers, "x-gone").is_none(), "{ok:?}");
-    assert_eq!(ok.headers_to_remove, vec!["x-gone".to_owned()]);
+    let mut removed = ok.headers_to_remove.clone();
+    removed.sort();
+    assert_eq!(
+        removed,
+        vec!["x-gone".to_owned(), "x-verdict-sub".to_owned()]
+    );
     assert!(header(&ok.headers, "x-injected").is_none());
+
+    // NUL, DEL or TAB inside, or an array element holding a comma (["a,b"] and ["a","b"] would
+    // render alike): left out and counted, each time.
+    for (case, sub, roles) in [
+        ("NUL", json!("ad\u{0000}min"), json!(["reader"])),
+        ("DEL", json!("ad\u{007f}min"), json!(["reader"])),
+        ("TAB", json!("ad\tmin"), json!(["reader"])),
+        (
+            "comma in an element",
+            json!("admin"),
+            json!(["reader,writer"]),
+        ),
+        ("empty element", json!("admin"), json!(["reader", ""])),
+    ] {
+        let token = TestKey::example_rsa().mint(&json!({
+            "iss": ISS, "aud": AUD, "iat": now, "exp": now + 600, "sub": sub, "roles": roles,
+        }));
+        let response = check(&mut client, bearer_check(&token)).await;
+        assert_eq!(grpc_code(&response), 0, "{case}: {response:?}");
+        let ok = ok_response(&response);
+        let (refused, kept) = if case.contains("element") {
+            ("x-roles", "x-verdict-sub")
+        } else {
+            ("x-verdict-sub", "x-roles")
+        };
+        assert!(header(&ok.headers, refused).is_none(), "{case}: {ok:?}");
+        assert!(
+            ok.headers_to_remove.iter().any(|h| h == refused),
+            "{case}: {ok:?}"
+        );
+        assert!(header(&ok.headers, kept).is_some(), "{case}: {ok:?}");
+    }
+    let refused = |header: &str| {
+        server
+            .metric_where(
+                "verdict_claim_headers_refused_total",
+                &[("provider", "corp"), ("header", header)],
+            )
+            .unwrap_or(0.0)
+    };
+    assert_eq!(refused("x-verdict-sub"), 4.0);
+    assert_eq!(refused("x-roles"), 2.0);
+}
+
+/// A claim the provider requires and cannot render unchanged denies the request instead.
+#[tokio::test]
+async fn a_required_claim_that_cannot_be_rendered_denies() {
+    let provider = EXAMPLE_PROVIDER.replace(
+        "leeway_s = 30\n",
+        "leeway_s = 30\nrequired_claims = [\"sub\"]\n",
+    );
+    let server = Server::start(&provider, &[("jwks.json", &example_jwks())]);
+    let mut client = server.authz().await;
+    let now = now();
+    let token = TestKey::example_rsa().mint(&json!({
+        "iss": ISS, "aud": AUD, "iat": now, "exp": now + 600, "sub": "ad\u{0000}min",
+    }));
+    let response = check(&mut client, bearer_check(&token)).await;
+    assert_invalid_token(&response, &token, "unrenderable required sub");
+    assert_eq!(
+        server.metric_where(
+            "verdict_checks_total",
+            &[("result", "deny"), ("reason", "unrenderable_claim")]
+        ),
+        Some(1.0)
+    );
+    let fine = TestKey::example_rsa().mint(&claims(ISS, AUD, "admin"));
+    assert_eq!(grpc_code(&check(&mut client, bearer_check(&fine)).await), 0);
 }
 
 /// EdDSA checks that arrive together on one worker are verified in shared signature batches,

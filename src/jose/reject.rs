@@ -83,6 +83,9 @@ reject_reasons! {
     MissingClaim => "missing_claim",
     /// The header `typ` is not the one the provider requires.
     WrongType => "wrong_type",
+    /// A claim the provider requires holds a value its claim header cannot carry unchanged (a
+    /// control character; an array element that is empty or holds a comma).
+    UnrenderableClaim => "unrenderable_claim",
     /// The token was revoked.
     Revoked => "revoked",
     /// The token is valid but lacks a required scope.

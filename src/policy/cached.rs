@@ -148,6 +148,7 @@ pub fn is_token_intrinsic(reason: Reject) -> bool {
             | Reject::WrongAudience
             | Reject::MissingClaim
             | Reject::WrongType
+            | Reject::UnrenderableClaim
             | Reject::InsufficientScope
     )
 }

@@ -669,9 +669,29 @@ pub(super) fn allow(
     let mut headers = Vec::with_capacity(provider.claims_to_headers.len());
     let mut headers_to_remove = Vec::new();
     for (claim, header) in &provider.claims_to_headers {
-        match claims.get(claim).and_then(render_header_value) {
-            Some(value) => headers.push((header.clone(), value)),
-            None => headers_to_remove.push(header.clone()),
+        match claims.get(claim).map(render_header_value) {
+            Some(Rendered::Value(value)) => headers.push((header.clone(), value)),
+            None | Some(Rendered::Absent) => headers_to_remove.push(header.clone()),
+            Some(Rendered::Refused) => {
+                // Never rewritten into another value: a required claim denies, any other is
+                // left out (and removed, so the client cannot supply it) and counted.
+                if provider.policy.rules.required_claims.contains(claim) {
+                    return Decision::Deny(
+                        Denied {
+                            reason: Reject::UnrenderableClaim,
+                            alg,
+                        },
+                        Some(provider.name.clone()),
+                    );
+                }
+                metrics::counter!(
+                    crate::telemetry::names::CLAIM_HEADERS_REFUSED_TOTAL,
+                    crate::telemetry::names::labels::PROVIDER => provider.name.clone(),
+                    crate::telemetry::names::labels::HEADER => header.clone(),
+                )
+                .increment(1);
+                headers_to_remove.push(header.clone());
+            }
         }
     }
     Decision::Allow(Arc::new(Allowed {
@@ -718,23 +738,42 @@ pub(super) fn has_scopes(claims: &Map<String, Value>, required: &[String]) -> bo
     required.iter().all(|want| granted.contains(&want.as_str()))
 }
 
-/// A claim as a header value: strings as-is, numbers and booleans as text, arrays of strings
-/// comma-joined, objects as JSON. Control characters are dropped so a claim can never inject
-/// a header line.
-fn render_header_value(value: &Value) -> Option<String> {
+/// A claim rendered for a header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rendered {
+    /// The header value.
+    Value(String),
+    /// `null`: no header.
+    Absent,
+    /// The value cannot stand in a header unchanged.
+    Refused,
+}
+
+/// How a claim becomes a header value, unambiguously and never altered: a string as it is; a
+/// number as its JSON text; `true`/`false`; an array of strings joined with `,` (refused if an
+/// element is empty or holds a comma, which would make two arrays render alike); any other
+/// array or an object as compact JSON; `null` as no header. A value with a control character
+/// (Unicode Cc: U+0000–U+001F with TAB, U+007F–U+009F) is refused, never stripped: dropping them could
+/// turn one subject into another.
+pub fn render_header_value(value: &Value) -> Rendered {
     let text = match value {
-        Value::Null => return None,
+        Value::Null => return Rendered::Absent,
         Value::String(s) => s.clone(),
         Value::Bool(b) => b.to_string(),
         Value::Number(n) => n.to_string(),
-        Value::Array(items) if items.iter().all(Value::is_string) => items
-            .iter()
-            .filter_map(Value::as_str)
-            .collect::<Vec<_>>()
-            .join(","),
+        Value::Array(items) if items.iter().all(Value::is_string) => {
+            let parts: Vec<&str> = items.iter().filter_map(Value::as_str).collect();
+            if parts.iter().any(|p| p.is_empty() || p.contains(',')) {
+                return Rendered::Refused;
+            }
+            parts.join(",")
+        }
         other => other.to_string(),
     };
-    Some(text.chars().filter(|c| !c.is_control()).collect())
+    if text.chars().any(char::is_control) {
+        return Rendered::Refused;
+    }
+    Rendered::Value(text)
 }
 
 #[cfg(test)]
@@ -746,6 +785,35 @@ mod tests {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect()
+    }
+
+    #[test]
+    fn claims_render_unambiguously_or_are_refused() {
+        use serde_json::json;
+        let value = |s: &str| Rendered::Value(s.to_owned());
+        for (claim, want) in [
+            (json!("alice"), value("alice")),
+            (json!("ünï côdé"), value("ünï côdé")),
+            (json!(42), value("42")),
+            (json!(-1.5), value("-1.5")),
+            (json!(true), value("true")),
+            (json!(["a", "b"]), value("a,b")),
+            (json!([]), value("")),
+            (json!(["a,b"]), Rendered::Refused),
+            (json!(["a", ""]), Rendered::Refused),
+            (json!([1, "a"]), value(r#"[1,"a"]"#)),
+            (json!({"id": "o-1"}), value(r#"{"id":"o-1"}"#)),
+            (json!(null), Rendered::Absent),
+            (json!("ad\u{0000}min"), Rendered::Refused),
+            (json!("ad\tmin"), Rendered::Refused),
+            (json!("ad\u{007f}min"), Rendered::Refused),
+            (json!("ad\u{0085}min"), Rendered::Refused),
+            (json!("a\r\nx-injected: 1"), Rendered::Refused),
+            (json!(["a\nb"]), Rendered::Refused),
+            (json!({"k": "a\nb"}), value(r#"{"k":"a\nb"}"#)),
+        ] {
+            assert_eq!(render_header_value(&claim), want, "{claim}");
+        }
     }
 
     #[test]
@@ -798,18 +866,10 @@ mod tests {
     }
 
     #[test]
-    fn scopes_and_header_rendering() {
-        let claims: Map<String, Value> = serde_json::from_str(
-            r#"{"scope":"a b","scp":["c"],"n":5,"arr":["x","y"],"evil":"v\r\nx-admin: 1"}"#,
-        )
-        .expect("json");
+    fn scopes_are_read_from_scope_and_scp() {
+        let claims: Map<String, Value> =
+            serde_json::from_str(r#"{"scope":"a b","scp":["c"]}"#).expect("json");
         assert!(has_scopes(&claims, &["a".into(), "c".into()]));
         assert!(!has_scopes(&claims, &["d".into()]));
-        assert_eq!(render_header_value(&claims["n"]).as_deref(), Some("5"));
-        assert_eq!(render_header_value(&claims["arr"]).as_deref(), Some("x,y"));
-        assert_eq!(
-            render_header_value(&claims["evil"]).as_deref(),
-            Some("vx-admin: 1")
-        );
     }
 }

@@ -85,6 +85,10 @@ pub const CACHE_EVICTIONS_TOTAL: &str = "verdict_cache_evictions_total";
 /// answer caches' single-flight), instead of deciding it again.
 pub const CACHE_FLIGHT_WAITS_TOTAL: &str = "verdict_cache_flight_waits_total";
 
+/// Counter: claim headers left out (and removed upstream) because the claim's value cannot
+/// stand in a header unchanged. Labels: [`labels::PROVIDER`], [`labels::HEADER`].
+pub const CLAIM_HEADERS_REFUSED_TOTAL: &str = "verdict_claim_headers_refused_total";
+
 /// Gauge: live revocations. Label: [`labels::KIND`] (`jti`|`sub`|`sid`|`kid`|`issued_before`).
 pub const REVOCATIONS: &str = "verdict_revocations";
 
@@ -139,6 +143,8 @@ pub mod labels {
     pub const REASON: &str = "reason";
     /// Label key: the provider's configured name.
     pub const PROVIDER: &str = "provider";
+    /// Label key: a claim header's name.
+    pub const HEADER: &str = "header";
     /// Label key: the JWS algorithm (`RS256`, `ES256`, `EdDSA`, …).
     pub const ALG: &str = "alg";
     /// Label key: the worker (core) index.
@@ -278,6 +284,11 @@ pub fn describe_all() {
         CACHE_FLIGHT_WAITS_TOTAL,
         Unit::Count,
         "Checks that waited for a concurrent check of the same credential instead of deciding it again."
+    );
+    describe_counter!(
+        CLAIM_HEADERS_REFUSED_TOTAL,
+        Unit::Count,
+        "Claim headers left out because the claim's value cannot stand in a header unchanged."
     );
     describe_gauge!(
         REVOCATIONS,
