@@ -6,17 +6,22 @@
 
 pub mod aws_lc;
 mod aws_lc_rsa;
+pub mod crypto_mb;
 mod ed25519_batch;
 
 use crate::jose::{Algorithm, KeyMaterial, Reject};
 use std::fmt;
 
 pub use aws_lc::AwsLcBackend;
+pub use crypto_mb::{CryptoMbBackend, CryptoMbError, CryptoMbOptions, MbFamily};
 
 /// A key ready for verification: parsed once when the key set loads, never per request.
 pub struct PreparedKey {
     alg: Algorithm,
     inner: Prepared,
+    /// The key's crypto_mb form, when it was prepared by that engine for a family it serves.
+    /// `inner` is always there too: every engine can fall back to aws-lc-rs.
+    mb: Option<crypto_mb::MbKey>,
 }
 
 /// Engine-specific prepared material. Private so that a key can only be built by a backend.
