@@ -125,6 +125,14 @@ pub trait Backend: Send + Sync {
     /// Prepares key material for exactly one algorithm.
     fn prepare(&self, material: &KeyMaterial, alg: Algorithm) -> Result<PreparedKey, PrepareError>;
 
+    /// The engine that verifies signatures under `key` (for an engine that hands some keys to
+    /// another, such as crypto_mb to aws-lc-rs, the one that really runs). Defaults to
+    /// [`Backend::name`].
+    fn key_engine(&self, key: &PreparedKey) -> &'static str {
+        let _ = key;
+        self.name()
+    }
+
     /// Verifies one signature. `Err(Reject::BadSignature)` when it does not verify.
     fn verify(&self, key: &PreparedKey, message: &[u8], signature: &[u8]) -> Result<(), Reject>;
 

@@ -717,6 +717,20 @@ impl Backend for CryptoMbBackend {
         "crypto-mb"
     }
 
+    fn key_engine(&self, key: &PreparedKey) -> &'static str {
+        let family = match key.mb.as_ref() {
+            Some(MbKey::Rsa(rsa)) => Some(rsa.family),
+            Some(MbKey::Ec(ec)) => Some(ec.family),
+            Some(MbKey::Ed25519(_)) => Some(MbFamily::Ed25519),
+            None => None,
+        };
+        if family.is_some_and(|f| self.serves(f)) {
+            self.name()
+        } else {
+            self.fallback.name()
+        }
+    }
+
     fn prepare(&self, material: &KeyMaterial, alg: Algorithm) -> Result<PreparedKey, PrepareError> {
         // aws-lc-rs validates the key (and keeps its form for the fallback path) first.
         let mut key = self.fallback.prepare(material, alg)?;
