@@ -269,6 +269,10 @@ pub struct CryptoMbBackend {
     fallback: AwsLcBackend,
     /// Per [`MbFamily`]: the library has it on this CPU and it passed its probe.
     enabled: [bool; 6],
+    /// Per [`MbFamily`]: the fewest jobs of one family that go to a library call; smaller
+    /// groups are verified by aws-lc-rs. 1 (every job) unless [`CryptoMbBackend::calibrate`] or
+    /// [`CryptoMbBackend::set_min_batch`] says otherwise.
+    min_batch: [usize; 6],
     probes: Vec<(MbFamily, Result<(), String>)>,
 }
 
@@ -325,6 +329,7 @@ impl CryptoMbBackend {
             library: Arc::new(library),
             fallback: AwsLcBackend::default(),
             enabled: available,
+            min_batch: [1; 6],
             probes: Vec::new(),
         };
         let mut probes = Vec::new();
@@ -372,33 +377,88 @@ impl CryptoMbBackend {
         }
     }
 
-    /// Stops using crypto_mb for `family` (its keys prepared from now on use aws-lc-rs).
-    pub fn disable(&mut self, family: MbFamily) {
-        if let Some(slot) = self.enabled.get_mut(family.index()) {
-            *slot = false;
+    /// The fewest jobs of `family` that go to one library call (smaller groups: aws-lc-rs).
+    pub fn min_batch(&self, family: MbFamily) -> usize {
+        self.min_batch.get(family.index()).copied().unwrap_or(1)
+    }
+
+    /// Sends groups of fewer than `min_batch` jobs of `family` to aws-lc-rs (1 = every job
+    /// to crypto_mb, as after [`CryptoMbBackend::load`]; above 8 = none).
+    pub fn set_min_batch(&mut self, family: MbFamily, min_batch: usize) {
+        if let Some(slot) = self.min_batch.get_mut(family.index()) {
+            *slot = min_batch.clamp(1, LANES + 1);
         }
     }
 
-    /// Known-answer check of one family through the library itself (never the fallback): the
-    /// probe signature must verify, and the same signature with one bit flipped, and the
-    /// probe signature over another message, must not.
-    fn probe(&self, family: MbFamily) -> Result<(), String> {
-        let decode = |s: &str| b64::decode(s.as_bytes()).ok_or("bad probe vector");
+    /// Measures, per served family, aws-lc-rs's single verification against one crypto_mb
+    /// call of eight, for about `budget` in all, and sets each family's smallest batch to the
+    /// fill from which a call costs less than verifying its jobs one by one (a call costs
+    /// about the same whatever its fill). Used by `backend = "auto"`.
+    pub fn calibrate(&mut self, budget: std::time::Duration) -> Vec<Calibration> {
+        let served: Vec<MbFamily> = MbFamily::ALL
+            .into_iter()
+            .filter(|f| self.serves(*f))
+            .collect();
+        let slice = budget / (2 * served.len().max(1) as u32);
+        let mut out = Vec::new();
+        for family in served {
+            let Some((key, signature)) = self.probe_key(family) else {
+                continue;
+            };
+            let message = probe_vectors::MESSAGE;
+            let job = VerifyJob {
+                key: &key,
+                message,
+                signature: &signature,
+            };
+            let time_per = |mut run: Box<dyn FnMut() + '_>, ops: usize| {
+                run();
+                let start = std::time::Instant::now();
+                let mut rounds = 0u32;
+                while start.elapsed() < slice || rounds < 2 {
+                    run();
+                    rounds += 1;
+                }
+                start.elapsed().as_secs_f64() / (f64::from(rounds) * ops as f64)
+            };
+            let single = time_per(
+                Box::new(|| {
+                    let _ = self.fallback.verify(job.key, job.message, job.signature);
+                }),
+                1,
+            );
+            let jobs = [job; LANES];
+            let mut answers = Vec::new();
+            let per_op = time_per(
+                Box::new(|| self.run_chunk(family, &jobs, &mut answers)),
+                LANES,
+            );
+            let per_call = per_op * LANES as f64;
+            let min_batch = (1..=LANES)
+                .find(|fill| per_call < single * *fill as f64)
+                .unwrap_or(LANES + 1);
+            self.set_min_batch(family, min_batch);
+            out.push(Calibration {
+                family,
+                aws_lc_ops_per_s: 1.0 / single,
+                crypto_mb_ops_per_s: 1.0 / per_op,
+                min_batch,
+            });
+        }
+        out
+    }
+
+    /// The probe key of `family`, prepared by this engine, and its valid signature.
+    fn probe_key(&self, family: MbFamily) -> Option<(PreparedKey, Vec<u8>)> {
+        let decode = |s: &str| b64::decode(s.as_bytes());
         let (material, alg, signature) = match family {
             MbFamily::Rsa2048 | MbFamily::Rsa3072 | MbFamily::Rsa4096 => {
-                let bits = family.rsa_bits().unwrap_or(0);
-                let vector = probe_vectors::RSA
-                    .iter()
-                    .find(|v| v.bits == bits)
-                    .ok_or("no probe vector")?;
-                let n = decode(vector.n)?;
+                let bits = family.rsa_bits()?;
+                let vector = probe_vectors::RSA.iter().find(|v| v.bits == bits)?;
                 let material = KeyMaterial::Rsa {
-                    n,
+                    n: decode(vector.n)?,
                     e: vec![1, 0, 1],
                 };
-                // Both encodings: PS256 first, then RS256 below.
-                let pss = decode(vector.ps256)?;
-                self.probe_one(family, &material, Algorithm::PS256, &pss)?;
                 (material, Algorithm::RS256, decode(vector.rs256)?)
             }
             MbFamily::P256 | MbFamily::P384 => {
@@ -415,8 +475,7 @@ impl CryptoMbBackend {
                 (material, alg, decode(vector.sig)?)
             }
             MbFamily::Ed25519 => {
-                let key = decode(probe_vectors::ED25519_KEY)?;
-                let x: [u8; 32] = key.try_into().map_err(|_| "bad probe key")?;
+                let x: [u8; 32] = decode(probe_vectors::ED25519_KEY)?.try_into().ok()?;
                 (
                     KeyMaterial::Ed25519 { x },
                     Algorithm::EdDSA,
@@ -424,19 +483,50 @@ impl CryptoMbBackend {
                 )
             }
         };
-        self.probe_one(family, &material, alg, &signature)
+        let key = self.prepare(&material, alg).ok()?;
+        key.mb.is_some().then_some((key, signature))
+    }
+
+    /// Stops using crypto_mb for `family` (its keys prepared from now on use aws-lc-rs).
+    pub fn disable(&mut self, family: MbFamily) {
+        if let Some(slot) = self.enabled.get_mut(family.index()) {
+            *slot = false;
+        }
+    }
+
+    /// Known-answer check of one family through the library itself (never the fallback): the
+    /// probe signature must verify, and the same signature with one bit flipped, and the
+    /// probe signature over another message, must not.
+    fn probe(&self, family: MbFamily) -> Result<(), String> {
+        if let Some(bits) = family.rsa_bits() {
+            // PS256 too: the same public operation, verdict's other encoding check.
+            let vector = probe_vectors::RSA
+                .iter()
+                .find(|v| v.bits == bits)
+                .ok_or("no probe vector")?;
+            let decode = |s: &str| b64::decode(s.as_bytes()).ok_or("bad probe vector");
+            let material = KeyMaterial::Rsa {
+                n: decode(vector.n)?,
+                e: vec![1, 0, 1],
+            };
+            let key = self
+                .prepare(&material, Algorithm::PS256)
+                .map_err(|e| format!("PS256 probe key: {e}"))?;
+            self.probe_one(family, &key, &decode(vector.ps256)?)?;
+        }
+        let (key, signature) = self
+            .probe_key(family)
+            .ok_or_else(|| format!("{family} probe key has no crypto_mb form"))?;
+        self.probe_one(family, &key, &signature)
     }
 
     fn probe_one(
         &self,
         family: MbFamily,
-        material: &KeyMaterial,
-        alg: Algorithm,
+        key: &PreparedKey,
         signature: &[u8],
     ) -> Result<(), String> {
-        let key = self
-            .prepare(material, alg)
-            .map_err(|e| format!("{alg} probe key: {e}"))?;
+        let alg = key.algorithm();
         if key.mb.is_none() {
             return Err(format!("{alg} probe key has no crypto_mb form"));
         }
@@ -447,17 +537,17 @@ impl CryptoMbBackend {
         let message = probe_vectors::MESSAGE;
         let jobs = [
             VerifyJob {
-                key: &key,
+                key,
                 message,
                 signature,
             },
             VerifyJob {
-                key: &key,
+                key,
                 message,
                 signature: &flipped,
             },
             VerifyJob {
-                key: &key,
+                key,
                 message: b"another message",
                 signature,
             },
@@ -712,19 +802,35 @@ impl CryptoMbBackend {
     }
 }
 
+/// The family of a key's crypto_mb form.
+fn key_family(key: &PreparedKey) -> Option<MbFamily> {
+    match key.mb.as_ref()? {
+        MbKey::Rsa(rsa) => Some(rsa.family),
+        MbKey::Ec(ec) => Some(ec.family),
+        MbKey::Ed25519(_) => Some(MbFamily::Ed25519),
+    }
+}
+
+/// What [`CryptoMbBackend::calibrate`] measured for one family.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Calibration {
+    /// The family.
+    pub family: MbFamily,
+    /// aws-lc-rs, one verification at a time: operations per second.
+    pub aws_lc_ops_per_s: f64,
+    /// crypto_mb, full calls of eight: operations per second.
+    pub crypto_mb_ops_per_s: f64,
+    /// The smallest batch a library call now takes (`LANES + 1` = none: aws-lc-rs is faster).
+    pub min_batch: usize,
+}
+
 impl Backend for CryptoMbBackend {
     fn name(&self) -> &'static str {
         "crypto-mb"
     }
 
     fn key_engine(&self, key: &PreparedKey) -> &'static str {
-        let family = match key.mb.as_ref() {
-            Some(MbKey::Rsa(rsa)) => Some(rsa.family),
-            Some(MbKey::Ec(ec)) => Some(ec.family),
-            Some(MbKey::Ed25519(_)) => Some(MbFamily::Ed25519),
-            None => None,
-        };
-        if family.is_some_and(|f| self.serves(f)) {
+        if key_family(key).is_some_and(|f| self.serves(f)) {
             self.name()
         } else {
             self.fallback.name()
@@ -739,7 +845,7 @@ impl Backend for CryptoMbBackend {
     }
 
     fn verify(&self, key: &PreparedKey, message: &[u8], signature: &[u8]) -> Result<(), Reject> {
-        if key.mb.is_none() {
+        if key_family(key).is_none_or(|family| self.min_batch(family) > 1) {
             return self.fallback.verify(key, message, signature);
         }
         let job = VerifyJob {
@@ -763,16 +869,6 @@ impl Backend for CryptoMbBackend {
                 None => rest.push(index),
             }
         }
-        if !rest.is_empty() {
-            let sub: Vec<VerifyJob<'_>> = rest.iter().filter_map(|i| jobs.get(*i)).copied().collect();
-            let mut sub_results = Vec::with_capacity(sub.len());
-            self.fallback.verify_batch(&sub, &mut sub_results);
-            for (index, result) in rest.iter().zip(sub_results) {
-                if let Some(slot) = results.get_mut(*index) {
-                    *slot = result;
-                }
-            }
-        }
         // Stable: jobs keep their order within a family.
         lanes.sort_by_key(|(family, _)| *family);
         let mut chunk_jobs: Vec<VerifyJob<'_>> = Vec::with_capacity(LANES);
@@ -782,6 +878,11 @@ impl Backend for CryptoMbBackend {
                 continue;
             };
             for chunk in group.chunks(LANES) {
+                if chunk.len() < self.min_batch(*family) {
+                    // Too few for a library call to beat aws-lc-rs (see `calibrate`).
+                    rest.extend(chunk.iter().map(|(_, index)| *index));
+                    continue;
+                }
                 chunk_jobs.clear();
                 chunk_jobs.extend(chunk.iter().filter_map(|(_, i)| jobs.get(*i)).copied());
                 self.run_chunk(*family, &chunk_jobs, &mut answers);
@@ -802,6 +903,18 @@ impl Backend for CryptoMbBackend {
                             self.fallback.verify(job.key, job.message, job.signature)
                         }
                     };
+                }
+            }
+        }
+        if !rest.is_empty() {
+            rest.sort_unstable();
+            let sub: Vec<VerifyJob<'_>> =
+                rest.iter().filter_map(|i| jobs.get(*i)).copied().collect();
+            let mut sub_results = Vec::with_capacity(sub.len());
+            self.fallback.verify_batch(&sub, &mut sub_results);
+            for (index, result) in rest.iter().zip(sub_results) {
+                if let Some(slot) = results.get_mut(*index) {
+                    *slot = result;
                 }
             }
         }

@@ -282,3 +282,45 @@ fn algorithms_it_lacks_fall_back_to_aws_lc() {
     assert!(rsa.mb.is_none());
     assert_eq!(engine.verify(&rsa, b"m", &sig), Ok(()));
 }
+
+/// `calibrate` measures every served family and sets a threshold in 1..=9; below it, jobs go
+/// to aws-lc-rs with the same answers.
+#[test]
+fn calibration_sets_thresholds_and_small_groups_fall_back() {
+    let Some(mut engine) = engine() else { return };
+    let measured = engine.calibrate(std::time::Duration::from_millis(120));
+    assert_eq!(measured.len(), MbFamily::ALL.len());
+    for c in &measured {
+        println!(
+            "{}: aws-lc-rs {:.0} ops/s single, crypto_mb {:.0} ops/s in calls of 8: \
+             batches of {}+ go to crypto_mb",
+            c.family, c.aws_lc_ops_per_s, c.crypto_mb_ops_per_s, c.min_batch
+        );
+        assert!((1..=LANES + 1).contains(&c.min_batch), "{c:?}");
+        assert_eq!(engine.min_batch(c.family), c.min_batch);
+    }
+    engine.set_min_batch(MbFamily::Rsa2048, 3);
+    let pair = RsaKeyPair::generate(KeySize::Rsa2048).expect("keygen");
+    let key = engine
+        .prepare(&rsa_material(&pair), Algorithm::RS256)
+        .expect("key");
+    let good = rsa_sign(&pair, &signature::RSA_PKCS1_SHA256, b"m");
+    let mut bad = good.clone();
+    bad[5] ^= 1;
+    for fill in 1..=5 {
+        let jobs: Vec<VerifyJob<'_>> = (0..fill)
+            .map(|i| VerifyJob {
+                key: &key,
+                message: b"m",
+                signature: if i % 2 == 0 { &good } else { &bad },
+            })
+            .collect();
+        let mut results = Vec::new();
+        engine.verify_batch(&jobs, &mut results);
+        for (i, r) in results.iter().enumerate() {
+            assert_eq!(r.is_ok(), i % 2 == 0, "fill {fill} lane {i}");
+        }
+    }
+    assert_eq!(engine.verify(&key, b"m", &good), Ok(()));
+    assert_eq!(engine.verify(&key, b"m", &bad), Err(Reject::BadSignature));
+}
