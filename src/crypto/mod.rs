@@ -7,6 +7,7 @@
 pub mod aws_lc;
 mod aws_lc_rsa;
 pub mod crypto_mb;
+pub mod select;
 mod ed25519_batch;
 
 use crate::jose::{Algorithm, KeyMaterial, Reject};
@@ -14,6 +15,7 @@ use std::fmt;
 
 pub use aws_lc::AwsLcBackend;
 pub use crypto_mb::{CryptoMbBackend, CryptoMbError, CryptoMbOptions, MbFamily};
+pub use select::{EngineChoice, EngineSelection, select};
 
 /// A key ready for verification: parsed once when the key set loads, never per request.
 pub struct PreparedKey {

@@ -38,7 +38,10 @@ use super::{AwsLcBackend, Backend, PrepareError, PreparedKey, VerifyJob};
 use crate::jose::{Algorithm, Curve, KeyMaterial, Reject, b64};
 use crate::telemetry::names;
 use aws_lc_rs::digest;
-use ffi::{LANES, Library, MbxAlgo};
+use ffi::{Library, MbxAlgo};
+
+/// Signatures per library call.
+pub const LANES: usize = ffi::LANES;
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -127,7 +130,8 @@ impl MbFamily {
         self as usize
     }
 
-    fn rsa_bits(self) -> Option<u32> {
+    /// The RSA modulus size, for the RSA families.
+    pub fn rsa_bits(self) -> Option<u32> {
         match self {
             MbFamily::Rsa2048 => Some(2048),
             MbFamily::Rsa3072 => Some(3072),
