@@ -267,7 +267,11 @@ fn differential(name: &str, signers: Vec<Signer>, engine: &CryptoMbBackend, seed
         .collect();
     let reference_keys: Vec<PreparedKey> = signers
         .iter()
-        .map(|s| reference.prepare(&s.material, s.alg).expect("aws-lc prepares"))
+        .map(|s| {
+            reference
+                .prepare(&s.material, s.alg)
+                .expect("aws-lc prepares")
+        })
         .collect();
     let served = engine_keys
         .iter()
@@ -317,7 +321,8 @@ fn differential(name: &str, signers: Vec<Signer>, engine: &CryptoMbBackend, seed
         engine.verify_batch(&jobs, &mut results);
         assert_eq!(results.len(), jobs.len(), "{name}: one result per job");
         for (i, (case, batched)) in cases.iter().zip(&results).enumerate() {
-            let expected = reference.verify(&reference_keys[case.key], &case.message, &case.signature);
+            let expected =
+                reference.verify(&reference_keys[case.key], &case.message, &case.signature);
             assert_eq!(
                 *batched,
                 expected,
@@ -343,8 +348,14 @@ fn differential(name: &str, signers: Vec<Signer>, engine: &CryptoMbBackend, seed
         }
         done += fill;
     }
-    assert!(fills[1..=8].iter().all(|n| *n > 0), "{name}: every fill 1..=8");
-    assert!(valid > CASES / 5 && invalid > CASES / 5, "{name}: {valid} valid, {invalid} invalid");
+    assert!(
+        fills[1..=8].iter().all(|n| *n > 0),
+        "{name}: every fill 1..=8"
+    );
+    assert!(
+        valid > CASES / 5 && invalid > CASES / 5,
+        "{name}: {valid} valid, {invalid} invalid"
+    );
     println!(
         "{name}: {done} cases ({valid} valid, {invalid} invalid) in {batches} batches; \
          {served} of {} keys on crypto-mb; fills {:?}",

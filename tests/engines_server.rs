@@ -111,7 +111,10 @@ async fn auto_measures_and_names_the_batch_sizes() {
     ))
     .await;
     let logs = server.logs();
-    assert!(logs.contains("backend=auto") || logs.contains("\"backend\":\"auto\""), "{logs}");
+    assert!(
+        logs.contains("backend=auto") || logs.contains("\"backend\":\"auto\""),
+        "{logs}"
+    );
     if runs {
         // Whatever the measurement says, each RSA/EC/Ed25519 choice is one of the two, and
         // a crypto-mb choice names its batch sizes.
@@ -130,7 +133,10 @@ async fn a_missing_library_leaves_everything_on_aws_lc() {
     )
     .await;
     let logs = server.logs();
-    assert!(logs.contains("cannot load crypto_mb from /nonexistent/"), "{logs}");
+    assert!(
+        logs.contains("cannot load crypto_mb from /nonexistent/"),
+        "{logs}"
+    );
     assert!(logs.contains("RS256=aws-lc-rs"), "{logs}");
     assert_eq!(selected(&server, "RS256", "aws-lc-rs"), Some(1.0));
     assert_eq!(selected(&server, "EdDSA", "aws-lc-rs"), Some(1.0));

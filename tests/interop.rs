@@ -24,11 +24,11 @@ mod venv;
 
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::process::Command;
-use std::sync::OnceLock;
-use std::cell::RefCell;
 use std::rc::Rc;
+use std::sync::OnceLock;
 use verdict::crypto::Backend;
 use verdict::jose::{Algorithm, ClaimRules, Reject, b64, parse_jwk};
 use verdict::keys::{KeySet, KeySetError};

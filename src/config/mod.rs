@@ -11,8 +11,8 @@
 
 mod admin;
 mod audit;
-mod crypto;
 mod cache;
+mod crypto;
 mod error;
 mod headers;
 mod introspection;
@@ -24,12 +24,12 @@ mod server;
 mod test_support;
 
 pub use admin::AdminConfig;
-pub use crypto::{CryptoBackend, CryptoConfig};
 pub use audit::{
     AuditConfig, DEFAULT_AUDIT_MAX_FILE_BYTES, DEFAULT_AUDIT_QUEUE_LINES, MAX_AUDIT_QUEUE_LINES,
     MIN_AUDIT_MAX_FILE_BYTES,
 };
 pub use cache::CacheConfig;
+pub use crypto::{CryptoBackend, CryptoConfig};
 pub use error::{ConfigError, ConfigErrorKind, ConfigWarning, Location};
 pub use introspection::{
     ClientAuth, ClientCredential, ProviderType, Unavailable, read_client_secret,
@@ -41,8 +41,8 @@ pub use server::{LogFormat, MAX_TOKEN_BYTES_CAP, MAX_WORKERS, ServerConfig};
 
 use admin::check_admin;
 use audit::check_audit;
-use crypto::check_crypto;
 use cache::check_cache;
+use crypto::check_crypto;
 use error::{Invalid, invalid};
 use provider::check_provider;
 use revocation::check_revocation;
@@ -549,8 +549,8 @@ mod tests {
             .expect_err("openssl is not built");
         assert_eq!(error.key, "crypto.backend");
         assert!(error.reason.contains("not built yet"), "{error}");
-        let error = parse(&format!("[crypto]\nbackend = \"qat\"\n{PROVIDER}"))
-            .expect_err("unknown engine");
+        let error =
+            parse(&format!("[crypto]\nbackend = \"qat\"\n{PROVIDER}")).expect_err("unknown engine");
         assert_eq!(error.key, "crypto.backend");
         let error = parse(&format!("[crypto]\ncrypto_mb_library = \"\"\n{PROVIDER}"))
             .expect_err("empty path");

@@ -7,8 +7,8 @@
 pub mod aws_lc;
 mod aws_lc_rsa;
 pub mod crypto_mb;
-pub mod select;
 mod ed25519_batch;
+pub mod select;
 
 use crate::jose::{Algorithm, KeyMaterial, Reject};
 use std::fmt;

@@ -179,7 +179,11 @@ mod tests {
             let selection = select(choice, Some(Path::new("/nonexistent/libcrypto_mb.so")));
             assert_eq!(selection.backend.name(), "aws-lc-rs");
             assert_eq!(selection.notes.len(), 1, "{:?}", selection.notes);
-            assert!(selection.notes[0].contains("/nonexistent/"), "{:?}", selection.notes);
+            assert!(
+                selection.notes[0].contains("/nonexistent/"),
+                "{:?}",
+                selection.notes
+            );
         }
     }
 }

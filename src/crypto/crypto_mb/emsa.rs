@@ -184,7 +184,12 @@ mod tests {
             bad[i] ^= 0x01;
             assert!(!verify(s, &bad, 2048, hash.as_ref()), "byte {i}");
         }
-        assert!(!verify(scheme(&digest::SHA384, false), &em, 2048, hash.as_ref()));
+        assert!(!verify(
+            scheme(&digest::SHA384, false),
+            &em,
+            2048,
+            hash.as_ref()
+        ));
         assert!(!verify(s, &em[1..], 2048, hash.as_ref()));
     }
 }

@@ -323,7 +323,10 @@ impl CryptoMbBackend {
             if !has_function {
                 missing.push((family, "the library has no such function".to_owned()));
             } else if !on_cpu {
-                missing.push((family, "mbx_get_algo_info: no 8-lane code on this CPU".into()));
+                missing.push((
+                    family,
+                    "mbx_get_algo_info: no 8-lane code on this CPU".into(),
+                ));
             }
             if let Some(slot) = available.get_mut(family.index()) {
                 *slot = has_function && on_cpu;
@@ -612,8 +615,7 @@ impl CryptoMbBackend {
                     _ => return None,
                 };
                 let coordinate_len = order.len();
-                if !self.serves(family) || x.len() != coordinate_len || y.len() != coordinate_len
-                {
+                if !self.serves(family) || x.len() != coordinate_len || y.len() != coordinate_len {
                     return None;
                 }
                 Some(MbKey::Ec(Box::new(EcKey {
@@ -625,10 +627,9 @@ impl CryptoMbBackend {
                     order,
                 })))
             }
-            KeyMaterial::Ed25519 { x } => {
-                (alg == Algorithm::EdDSA && self.serves(MbFamily::Ed25519))
-                    .then_some(MbKey::Ed25519(*x))
-            }
+            KeyMaterial::Ed25519 { x } => (alg == Algorithm::EdDSA
+                && self.serves(MbFamily::Ed25519))
+            .then_some(MbKey::Ed25519(*x)),
             KeyMaterial::Oct { .. } => None,
         }
     }
@@ -639,8 +640,8 @@ impl CryptoMbBackend {
     fn lane_for(&self, job: &VerifyJob<'_>) -> Option<MbFamily> {
         let family = match job.key.mb.as_ref()? {
             MbKey::Rsa(key) => {
-                let fits = job.signature.len() == key.n_be.len()
-                    && be_less(job.signature, &key.n_be);
+                let fits =
+                    job.signature.len() == key.n_be.len() && be_less(job.signature, &key.n_be);
                 fits.then_some(key.family)?
             }
             MbKey::Ec(key) => {
@@ -703,10 +704,15 @@ impl CryptoMbBackend {
                     if !be_less(out, key.order) {
                         be_sub_in_place(out, key.order);
                     }
-                    let (sig_r, sig_s) = job.signature.split_at(coordinate_len.min(job.signature.len()));
-                    if let (Some(r), Some(s), Some(x), Some(y)) =
-                        (r.get_mut(lane), s.get_mut(lane), x.get_mut(lane), y.get_mut(lane))
-                    {
+                    let (sig_r, sig_s) = job
+                        .signature
+                        .split_at(coordinate_len.min(job.signature.len()));
+                    if let (Some(r), Some(s), Some(x), Some(y)) = (
+                        r.get_mut(lane),
+                        s.get_mut(lane),
+                        x.get_mut(lane),
+                        y.get_mut(lane),
+                    ) {
                         *r = sig_r;
                         *s = sig_s;
                         *x = &key.x;

@@ -58,4 +58,5 @@ pub(super) const P384: EcProbe = EcProbe {
 
 /// Ed25519: the public key and a signature of [`MESSAGE`].
 pub(super) const ED25519_KEY: &str = "Wa5WxZPyS1Al6ufqCDPlsNLtITEXgGQZmL1ZwcVOg9o";
-pub(super) const ED25519_SIG: &str = "3PL-yaxBmb9joCxs4zpIADimzsqL5dfhOtQpISgLpwvQ3HqSaO2FIuYRauRRA2w_oCmR2CkNKUU5IUsE6LXVDg";
+pub(super) const ED25519_SIG: &str =
+    "3PL-yaxBmb9joCxs4zpIADimzsqL5dfhOtQpISgLpwvQ3HqSaO2FIuYRauRRA2w_oCmR2CkNKUU5IUsE6LXVDg";

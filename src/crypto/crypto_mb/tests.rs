@@ -97,11 +97,7 @@ fn every_family_passes_its_probe() {
     ] {
         assert_eq!(engine.engine_for(alg), "crypto-mb", "{alg}");
     }
-    for alg in [
-        Algorithm::HS256,
-        Algorithm::ES512,
-        Algorithm::ES256K,
-    ] {
+    for alg in [Algorithm::HS256, Algorithm::ES512, Algorithm::ES256K] {
         assert_eq!(engine.engine_for(alg), "aws-lc-rs", "{alg}");
     }
 }
@@ -127,8 +123,10 @@ fn rsa_batches_match_aws_lc() {
         assert!(key.mb.is_some(), "{alg}: crypto_mb form");
         let ref_key = reference.prepare(&material, alg).expect("prepare");
         let messages: Vec<Vec<u8>> = (0..8u8).map(|i| vec![b'm', i]).collect();
-        let mut signatures: Vec<Vec<u8>> =
-            messages.iter().map(|m| rsa_sign(&pair, padding, m)).collect();
+        let mut signatures: Vec<Vec<u8>> = messages
+            .iter()
+            .map(|m| rsa_sign(&pair, padding, m))
+            .collect();
         // Lanes 3 and 6 are forged.
         signatures[3][100] ^= 0x10;
         signatures[6][0] ^= 0x01;
@@ -186,7 +184,10 @@ fn cpu_forced_unable_is_an_error() {
         matches!(error, CryptoMbError::CpuUnable { features: 0x4, .. }),
         "{error}"
     );
-    assert!(error.to_string().contains("cannot run on this CPU"), "{error}");
+    assert!(
+        error.to_string().contains("cannot run on this CPU"),
+        "{error}"
+    );
 }
 
 /// Algorithms crypto_mb lacks (HMAC, P-521, secp256k1, RSA with another exponent or size) are
