@@ -35,6 +35,10 @@ pub(crate) const STATUS_OK: u32 = 0;
 /// `MBX_STATUS_SIGNATURE_ERR`: the lane's signature does not verify.
 pub(crate) const STATUS_SIGNATURE_ERR: u32 = 8;
 
+/// `MBX_STATUS_NULL_PARAM_ERR`, which verdict never causes: the unit tests inject it.
+#[cfg(test)]
+pub(crate) const MBX_STATUS_NULL_PARAM_ERR_FOR_TESTS: u32 = 2;
+
 /// `MBX_GET_STS`: lane `lane`'s 4-bit status.
 pub(crate) fn lane_status(status: u32, lane: usize) -> u32 {
     (status >> (4 * (lane & 7))) & 0xf

@@ -277,6 +277,10 @@ pub struct CryptoMbBackend {
     /// groups are verified by aws-lc-rs. 1 (every job) unless [`CryptoMbBackend::calibrate`] or
     /// [`CryptoMbBackend::set_min_batch`] says otherwise.
     min_batch: [usize; 6],
+    /// Unit-test hook: bit `i` set = lane `i` of every call answers as if the library had
+    /// failed it (a status other than OK or SIGNATURE_ERR).
+    #[cfg(test)]
+    fail_lanes: std::sync::atomic::AtomicU8,
     probes: Vec<(MbFamily, Result<(), String>)>,
 }
 
@@ -337,6 +341,8 @@ impl CryptoMbBackend {
             fallback: AwsLcBackend::default(),
             enabled: available,
             min_batch: [1; 6],
+            #[cfg(test)]
+            fail_lanes: std::sync::atomic::AtomicU8::new(0),
             probes: Vec::new(),
         };
         let mut probes = Vec::new();
@@ -761,12 +767,21 @@ impl CryptoMbBackend {
         };
         let Some(status) = status else { return };
         for (lane, answer) in answers.iter_mut().enumerate() {
-            *answer = match ffi::lane_status(status, lane) {
+            *answer = match self.lane_status(status, lane) {
                 ffi::STATUS_OK => LaneAnswer::Verified,
                 ffi::STATUS_SIGNATURE_ERR => LaneAnswer::Bad,
                 _ => LaneAnswer::EngineError,
             };
         }
+    }
+
+    /// Lane `lane`'s status in `status` (with the unit-test failure hook applied).
+    fn lane_status(&self, status: u32, lane: usize) -> u32 {
+        #[cfg(test)]
+        if self.fail_lanes.load(std::sync::atomic::Ordering::Relaxed) & (1 << (lane & 7)) != 0 {
+            return ffi::MBX_STATUS_NULL_PARAM_ERR_FOR_TESTS;
+        }
+        ffi::lane_status(status, lane)
     }
 
     fn run_rsa(&self, family: MbFamily, jobs: &[VerifyJob<'_>], answers: &mut [LaneAnswer]) {
@@ -798,7 +813,7 @@ impl CryptoMbBackend {
             let (Some(MbKey::Rsa(key)), Some(em)) = (job.key.mb.as_ref(), out.get(lane)) else {
                 continue;
             };
-            *answer = if ffi::lane_status(status, lane) != ffi::STATUS_OK {
+            *answer = if self.lane_status(status, lane) != ffi::STATUS_OK {
                 LaneAnswer::EngineError
             } else {
                 let hash = digest::digest(key.scheme.hash, job.message);

@@ -325,3 +325,52 @@ fn calibration_sets_thresholds_and_small_groups_fall_back() {
     assert_eq!(engine.verify(&key, b"m", &good), Ok(()));
     assert_eq!(engine.verify(&key, b"m", &bad), Err(Reject::BadSignature));
 }
+
+/// A lane the library fails (any status but OK or SIGNATURE_ERR) in the middle of a batch is
+/// answered by aws-lc-rs, and its neighbours keep the library's answers.
+#[test]
+fn a_lane_failing_mid_batch_is_answered_by_aws_lc() {
+    let Some(engine) = engine() else { return };
+    let pair = RsaKeyPair::generate(KeySize::Rsa2048).expect("keygen");
+    let key = engine
+        .prepare(&rsa_material(&pair), Algorithm::PS256)
+        .expect("key");
+    let messages: Vec<Vec<u8>> = (0..8u8).map(|i| vec![i; 40]).collect();
+    let mut signatures: Vec<Vec<u8>> = messages
+        .iter()
+        .map(|m| rsa_sign(&pair, &signature::RSA_PSS_SHA256, m))
+        .collect();
+    signatures[2][7] ^= 0x80;
+    signatures[5][7] ^= 0x80;
+    let jobs: Vec<VerifyJob<'_>> = messages
+        .iter()
+        .zip(&signatures)
+        .map(|(m, s)| VerifyJob {
+            key: &key,
+            message: m,
+            signature: s,
+        })
+        .collect();
+    // Lanes 1 (valid), 2 (forged) and 4 (valid) fail in the library.
+    engine
+        .fail_lanes
+        .store(0b0001_0110, std::sync::atomic::Ordering::Relaxed);
+    let mut results = Vec::new();
+    engine.verify_batch(&jobs, &mut results);
+    let expected: Vec<bool> = (0..8).map(|i| i != 2 && i != 5).collect();
+    assert_eq!(
+        results.iter().map(Result::is_ok).collect::<Vec<_>>(),
+        expected
+    );
+    // Every lane failing: all answered by aws-lc-rs, still right.
+    engine
+        .fail_lanes
+        .store(0xff, std::sync::atomic::Ordering::Relaxed);
+    engine.verify_batch(&jobs, &mut results);
+    assert_eq!(
+        results.iter().map(Result::is_ok).collect::<Vec<_>>(),
+        expected
+    );
+    // The probe treats a failed lane as a failure.
+    assert!(engine.probe(MbFamily::Rsa2048).is_err());
+}
