@@ -1,7 +1,7 @@
 //! Choosing the engine per algorithm at start (`[crypto] backend`), with the probes' and the
 //! self-benchmark's results for the log line and the `verdict_engine_selected` gauge.
 
-use super::crypto_mb::{CryptoMbBackend, CryptoMbOptions, MbFamily};
+use super::crypto_mb::{Calibration, CryptoMbBackend, CryptoMbOptions, MbFamily};
 use super::{AwsLcBackend, Backend};
 use crate::jose::Algorithm;
 use std::fmt::Write as _;
@@ -42,6 +42,13 @@ pub struct EngineSelection {
     pub per_algorithm: Vec<AlgorithmEngine>,
     /// Why crypto_mb is not used (or not for everything): load failures, probe failures.
     pub notes: Vec<String>,
+    /// crypto_mb: where it was loaded from, or why it could not be (`None`: not tried, for
+    /// `"aws-lc"`).
+    pub crypto_mb: Option<Result<String, String>>,
+    /// crypto_mb's probe result per family (empty when it did not load).
+    pub probes: Vec<(MbFamily, Result<(), String>)>,
+    /// What `auto`'s self-benchmark measured (empty for the other choices).
+    pub calibrations: Vec<Calibration>,
 }
 
 impl EngineSelection {
@@ -64,7 +71,7 @@ impl EngineSelection {
 /// Builds the backend for `choice`. Never fails: whatever crypto_mb cannot do is left to
 /// aws-lc-rs, and `notes` says why.
 pub fn select(choice: EngineChoice, crypto_mb_library: Option<&Path>) -> EngineSelection {
-    let aws_lc_only = |notes: Vec<String>| EngineSelection {
+    let aws_lc_only = |notes: Vec<String>, crypto_mb| EngineSelection {
         backend: Arc::new(AwsLcBackend::default()),
         per_algorithm: Algorithm::ALL
             .iter()
@@ -75,9 +82,12 @@ pub fn select(choice: EngineChoice, crypto_mb_library: Option<&Path>) -> EngineS
             })
             .collect(),
         notes,
+        crypto_mb,
+        probes: Vec::new(),
+        calibrations: Vec::new(),
     };
     if choice == EngineChoice::AwsLc {
-        return aws_lc_only(Vec::new());
+        return aws_lc_only(Vec::new(), None);
     }
     let options = CryptoMbOptions {
         library: crypto_mb_library.map(Path::to_path_buf),
@@ -85,7 +95,7 @@ pub fn select(choice: EngineChoice, crypto_mb_library: Option<&Path>) -> EngineS
     };
     let mut engine = match CryptoMbBackend::load(&options) {
         Ok(engine) => engine,
-        Err(error) => return aws_lc_only(vec![error.to_string()]),
+        Err(error) => return aws_lc_only(vec![error.to_string()], Some(Err(error.to_string()))),
     };
     let mut notes: Vec<String> = engine
         .probes()
@@ -97,8 +107,10 @@ pub fn select(choice: EngineChoice, crypto_mb_library: Option<&Path>) -> EngineS
                 .map(|why| format!("crypto_mb {family} stays on aws-lc-rs: {why}"))
         })
         .collect();
+    let mut calibrations = Vec::new();
     if choice == EngineChoice::Auto {
-        for measured in engine.calibrate(AUTO_BENCHMARK_BUDGET) {
+        calibrations = engine.calibrate(AUTO_BENCHMARK_BUDGET);
+        for measured in &calibrations {
             if measured.min_batch > super::crypto_mb::LANES {
                 notes.push(format!(
                     "crypto_mb {} is slower than aws-lc-rs even in full batches \
@@ -149,9 +161,12 @@ pub fn select(choice: EngineChoice, crypto_mb_library: Option<&Path>) -> EngineS
         })
         .collect();
     EngineSelection {
+        crypto_mb: Some(Ok(engine.library_path().to_owned())),
+        probes: engine.probes().to_vec(),
         backend: Arc::new(engine),
         per_algorithm,
         notes,
+        calibrations,
     }
 }
 
