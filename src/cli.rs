@@ -48,6 +48,24 @@ pub enum Command {
     /// Work with the decision audit log (`[audit] dir`).
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Print the CPU features that matter, each verification engine with the algorithms it
+    /// passed its start-up probe for, and what `backend = "auto"` chooses per algorithm with
+    /// the measured ops/s (it runs the same probes and self-benchmark as `serve`).
+    Engines(EnginesArgs),
+}
+
+/// Arguments of `verdict engines`.
+#[derive(Debug, Args)]
+pub struct EnginesArgs {
+    /// Take `[crypto] crypto_mb_library` from this config file.
+    #[arg(long, value_name = "FILE", conflicts_with = "crypto_mb_library")]
+    pub config: Option<PathBuf>,
+    /// The crypto_mb library to try (default: `libcrypto_mb.so` on the loader's search path).
+    #[arg(long, value_name = "PATH")]
+    pub crypto_mb_library: Option<PathBuf>,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Subcommands of `verdict audit`.
@@ -158,6 +176,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Authz(args) => run_authz(&args),
         Command::Tune(args) => run_tune(&args),
         Command::Audit(AuditCommand::Verify(args)) => run_audit_verify(&args),
+        Command::Engines(args) => run_engines(&args),
     }
 }
 
@@ -184,6 +203,113 @@ fn read_token(arg: &str) -> Result<String, ExitCode> {
     } else {
         Ok(arg.trim().to_owned())
     }
+}
+
+/// The CPU features that decide which engine code can run, from `/proc/cpuinfo`.
+const CPU_FEATURES: [(&str, &str); 8] = [
+    ("avx2", "avx2"),
+    ("avx512f", "avx512f"),
+    ("avx512vl", "avx512vl"),
+    ("avx512bw", "avx512bw"),
+    ("avx512ifma", "avx512ifma"),
+    ("avx512vbmi2", "avx512_vbmi2"),
+    ("sha_ni", "sha_ni"),
+    ("vaes", "vaes"),
+];
+
+fn run_engines(args: &EnginesArgs) -> ExitCode {
+    let library = match (&args.config, &args.crypto_mb_library) {
+        (Some(file), _) => match crate::config::load(file) {
+            Ok(config) => config.crypto.crypto_mb_library,
+            Err(error) => return usage_error(&error.to_string()),
+        },
+        (None, path) => path.clone(),
+    };
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .map(|rest| rest.trim_start_matches([' ', '\t', ':']).to_owned())
+        .unwrap_or_default();
+    let flags: Vec<&str> = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("flags"))
+        .map(|rest| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let features: Vec<(&str, bool)> = CPU_FEATURES
+        .iter()
+        .map(|(name, flag)| (*name, flags.contains(flag)))
+        .collect();
+    let selection = crate::crypto::select(crate::crypto::EngineChoice::Auto, library.as_deref());
+    let probes: Vec<Value> = selection
+        .probes
+        .iter()
+        .map(|(family, result)| {
+            let measured = selection.calibrations.iter().find(|c| c.family == *family);
+            json!({
+                "family": family.name(),
+                "probe": result.as_ref().map_or_else(|why| why.clone(), |()| "passed".to_owned()),
+                "aws_lc_ops_per_s": measured.map(|c| c.aws_lc_ops_per_s.round()),
+                "crypto_mb_batch8_ops_per_s": measured.map(|c| c.crypto_mb_ops_per_s.round()),
+                "min_batch": measured.map(|c| c.min_batch),
+            })
+        })
+        .collect();
+    let auto: Vec<Value> = selection
+        .per_algorithm
+        .iter()
+        .map(|a| json!({"alg": a.alg.name(), "engine": a.engine, "detail": a.detail}))
+        .collect();
+    let crypto_mb = match &selection.crypto_mb {
+        Some(Ok(path)) => json!({"loaded": true, "library": path}),
+        Some(Err(why)) => json!({"loaded": false, "error": why}),
+        None => json!({"loaded": false}),
+    };
+    if args.json {
+        let report = json!({
+            "cpu": {"model": model, "features": features.iter().map(|(n, on)| (n.to_string(), Value::Bool(*on))).collect::<serde_json::Map<_, _>>()},
+            "engines": {
+                "aws-lc-rs": {"algorithms": Algorithm::ALL.iter().map(|a| a.name()).collect::<Vec<_>>()},
+                "crypto-mb": {"status": crypto_mb, "families": probes},
+            },
+            "auto": auto,
+        });
+        println!("{report:#}");
+        return ExitCode::from(EXIT_VALID);
+    }
+    println!("cpu: {model}");
+    let shown: Vec<String> = features
+        .iter()
+        .map(|(name, on)| format!("{name}={}", if *on { "yes" } else { "no" }))
+        .collect();
+    println!("cpu features: {}", shown.join(" "));
+    println!("engine aws-lc-rs: every algorithm");
+    match &selection.crypto_mb {
+        Some(Ok(path)) => println!("engine crypto-mb: loaded from {path}"),
+        Some(Err(why)) => println!("engine crypto-mb: not available: {why}"),
+        None => println!("engine crypto-mb: not tried"),
+    }
+    for probe in &probes {
+        let field = |name: &str| probe.get(name).cloned().unwrap_or(Value::Null);
+        let mut line = format!(
+            "  {}: {}",
+            field("family").as_str().unwrap_or(""),
+            field("probe").as_str().unwrap_or("")
+        );
+        if let (Some(aws), Some(mb), Some(from)) = (
+            field("aws_lc_ops_per_s").as_f64(),
+            field("crypto_mb_batch8_ops_per_s").as_f64(),
+            field("min_batch").as_u64(),
+        ) {
+            line.push_str(&format!(
+                "; aws-lc-rs {aws:.0} ops/s single, crypto_mb {mb:.0} ops/s in calls of 8; \
+                 auto uses it from batches of {from}"
+            ));
+        }
+        println!("{line}");
+    }
+    println!("auto: {}", selection.summary());
+    ExitCode::from(EXIT_VALID)
 }
 
 fn run_audit_verify(args: &AuditVerifyArgs) -> ExitCode {

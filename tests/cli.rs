@@ -1,5 +1,8 @@
 //! `verdict verify`: the offline operator command, run as the real binary.
 
+mod engines;
+mod venv;
+
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
@@ -129,4 +132,68 @@ fn help_lists_subcommands() {
         .expect("run");
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("verify"));
+}
+
+fn engines_json(library: &std::path::Path) -> serde_json::Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_verdict"))
+        .args(["engines", "--json", "--crypto-mb-library"])
+        .arg(library)
+        .output()
+        .expect("run verdict");
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    json(&out)
+}
+
+/// `verdict engines --json`: CPU features, crypto_mb's probes and measurements, auto's choice.
+#[test]
+fn engines_reports_cpu_probes_and_auto_choice() {
+    let report = engines_json(std::path::Path::new("/nonexistent/libcrypto_mb.so"));
+    assert!(
+        report["cpu"]["features"]["avx512ifma"].is_boolean(),
+        "{report}"
+    );
+    assert_eq!(report["engines"]["crypto-mb"]["status"]["loaded"], false);
+    assert!(
+        report["engines"]["crypto-mb"]["status"]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("/nonexistent/")),
+        "{report}"
+    );
+    let auto = report["auto"].as_array().expect("auto choices");
+    assert_eq!(auto.len(), 14);
+    assert!(auto.iter().all(|a| a["engine"] == "aws-lc-rs"), "{report}");
+
+    let runs = engines::crypto_mb().is_some();
+    let report = engines_json(&engines::crypto_mb_library());
+    assert_eq!(
+        report["engines"]["crypto-mb"]["status"]["loaded"], runs,
+        "{report}"
+    );
+    if runs {
+        let families = report["engines"]["crypto-mb"]["families"]
+            .as_array()
+            .expect("families");
+        assert_eq!(families.len(), 6, "{report}");
+        for family in families {
+            assert_eq!(family["probe"], "passed", "{family}");
+            assert!(family["aws_lc_ops_per_s"].as_f64().is_some_and(|v| v > 0.0));
+            assert!(
+                family["crypto_mb_batch8_ops_per_s"]
+                    .as_f64()
+                    .is_some_and(|v| v > 0.0)
+            );
+        }
+        let hs256 = auto_engine(&report, "HS256");
+        assert_eq!(hs256, "aws-lc-rs");
+        assert!(["crypto-mb", "aws-lc-rs"].contains(&auto_engine(&report, "RS256").as_str()));
+    }
+}
+
+fn auto_engine(report: &serde_json::Value, alg: &str) -> String {
+    report["auto"]
+        .as_array()
+        .and_then(|a| a.iter().find(|c| c["alg"] == alg))
+        .and_then(|c| c["engine"].as_str())
+        .expect("alg in auto")
+        .to_owned()
 }

@@ -20,6 +20,9 @@
 // message says which one. (The workspace warns on `expect_used` for library code.)
 #![allow(clippy::expect_used)]
 
+mod engines;
+mod venv;
+
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -565,8 +568,11 @@ impl Report {
 /// signatures up, so that the dalek batch path (src/crypto/ed25519_batch.rs) runs even for the
 /// smallest batches. The first is the primary: its answers are the ones recorded; every other
 /// engine must give the same answers.
+///
+/// Then Intel crypto_mb (`tests/engines`), when it runs on this machine (it must on a CPU with
+/// AVX-512 IFMA; elsewhere the run prints why it did not).
 fn backends() -> Vec<(&'static str, Box<dyn Backend>)> {
-    vec![
+    let mut list: Vec<(&'static str, Box<dyn Backend>)> = vec![
         (
             "aws-lc (default threshold)",
             Box::new(AwsLcBackend::default()),
@@ -575,7 +581,11 @@ fn backends() -> Vec<(&'static str, Box<dyn Backend>)> {
             "aws-lc (ed25519 batch threshold 2)",
             Box::new(AwsLcBackend::with_ed25519_batch_threshold(2)),
         ),
-    ]
+    ];
+    if let Some(engine) = engines::crypto_mb() {
+        list.push(("crypto-mb", Box::new(engine)));
+    }
+    list
 }
 
 fn run(spec: &FileSpec) {
@@ -694,6 +704,35 @@ fn run_raw(spec: &FileSpec, alg: Algorithm, doc: &Value, report: &mut Report) {
                     .map_err(|e| format!("prepare refused the key: {e}"))
             })
             .collect();
+        if name == "crypto-mb" {
+            let served = prepared
+                .iter()
+                .flatten()
+                .filter(|key| backend.key_engine(key) == "crypto-mb")
+                .count();
+            println!(
+                "{}: crypto-mb verifies {served} of {} prepared keys itself (the rest: aws-lc-rs)",
+                spec.file,
+                prepared.iter().flatten().count()
+            );
+            let offered = matches!(
+                alg,
+                Algorithm::RS256
+                    | Algorithm::RS384
+                    | Algorithm::RS512
+                    | Algorithm::PS256
+                    | Algorithm::PS384
+                    | Algorithm::PS512
+                    | Algorithm::ES256
+                    | Algorithm::ES384
+                    | Algorithm::EdDSA
+            );
+            assert!(
+                !offered || served > 0,
+                "{}: crypto-mb serves {alg} but took none of the file's keys",
+                spec.file
+            );
+        }
 
         // Single verification.
         let mut singles: Vec<Option<Outcome>> = Vec::with_capacity(vectors.len());

@@ -12,6 +12,7 @@
 mod admin;
 mod audit;
 mod cache;
+mod crypto;
 mod error;
 mod headers;
 mod introspection;
@@ -28,6 +29,7 @@ pub use audit::{
     MIN_AUDIT_MAX_FILE_BYTES,
 };
 pub use cache::CacheConfig;
+pub use crypto::{CryptoBackend, CryptoConfig};
 pub use error::{ConfigError, ConfigErrorKind, ConfigWarning, Location};
 pub use introspection::{
     ClientAuth, ClientCredential, ProviderType, Unavailable, read_client_secret,
@@ -40,6 +42,7 @@ pub use server::{LogFormat, MAX_TOKEN_BYTES_CAP, MAX_WORKERS, ServerConfig};
 use admin::check_admin;
 use audit::check_audit;
 use cache::check_cache;
+use crypto::check_crypto;
 use error::{Invalid, invalid};
 use provider::check_provider;
 use revocation::check_revocation;
@@ -69,6 +72,9 @@ pub struct Config {
     /// `[audit]`: the hash-chained decision log. Optional; absent (or without `dir`) = off.
     #[serde(default)]
     pub audit: AuditConfig,
+    /// `[crypto]`: the signature-verification engine. Optional; absent = `backend = "auto"`.
+    #[serde(default)]
+    pub crypto: CryptoConfig,
     /// `[[providers]]`: the token issuers this appliance trusts. At least one is required.
     #[serde(default)]
     pub providers: Vec<ProviderConfig>,
@@ -195,6 +201,12 @@ impl Config {
         {
             *path = base.join(&*path);
         }
+        if let Some(path) = &mut self.crypto.crypto_mb_library
+            && path.is_relative()
+            && !path.as_os_str().is_empty()
+        {
+            *path = base.join(&*path);
+        }
         for provider in &mut self.providers {
             for path in [
                 &mut provider.jwks_file,
@@ -224,6 +236,7 @@ impl Config {
         check_cache(&self.cache)?;
         check_revocation(&self.revocation)?;
         check_audit(&self.audit)?;
+        check_crypto(&self.crypto)?;
         if self.providers.is_empty() {
             return Err(invalid(
                 "providers",
@@ -359,6 +372,11 @@ mod tests {
             (config.audit.max_file_bytes, config.audit.queue_lines),
             (16_777_216, 8192)
         );
+        assert_eq!(config.crypto.backend, CryptoBackend::AwsLc);
+        assert_eq!(
+            config.crypto.crypto_mb_library.as_deref(),
+            Some(Path::new("/opt/intel/lib/libcrypto_mb.so"))
+        );
         let corp = config.provider("corp").expect("corp");
         assert_eq!(corp.issuer, "https://idp.example.com");
         assert_eq!(corp.audiences, ["api://orders", "api://billing"]);
@@ -488,7 +506,8 @@ mod tests {
                 2,
             ),
             ("audit", format!("[audit]\nzz_unknown = 1\n{PROVIDER}"), 3),
-            ("top level", format!("zz_unknown = 1\n{PROVIDER}"), 6),
+            ("crypto", format!("[crypto]\nzz_unknown = 1\n{PROVIDER}"), 2),
+            ("top level", format!("zz_unknown = 1\n{PROVIDER}"), 7),
         ];
         for (table, text, count) in tables {
             let keys = expected_keys(&text);
@@ -508,6 +527,45 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn crypto_backend_values() {
+        for (value, want) in [
+            ("auto", CryptoBackend::Auto),
+            ("aws-lc", CryptoBackend::AwsLc),
+            ("crypto-mb", CryptoBackend::CryptoMb),
+        ] {
+            let config = parse(&format!("[crypto]\nbackend = \"{value}\"\n{PROVIDER}"))
+                .expect("valid backend");
+            assert_eq!(config.crypto.backend, want);
+            assert_eq!(want.name(), value);
+        }
+        assert_eq!(
+            parse(PROVIDER).expect("no [crypto]").crypto,
+            CryptoConfig::default()
+        );
+        let error = parse(&format!("[crypto]\nbackend = \"openssl\"\n{PROVIDER}"))
+            .expect_err("openssl is not built");
+        assert_eq!(error.key, "crypto.backend");
+        assert!(error.reason.contains("not built yet"), "{error}");
+        let error =
+            parse(&format!("[crypto]\nbackend = \"qat\"\n{PROVIDER}")).expect_err("unknown engine");
+        assert_eq!(error.key, "crypto.backend");
+        let error = parse(&format!("[crypto]\ncrypto_mb_library = \"\"\n{PROVIDER}"))
+            .expect_err("empty path");
+        assert_eq!(error.key, "crypto.crypto_mb_library");
+        let config = parse(&format!(
+            "[crypto]\ncrypto_mb_library = \"lib/libcrypto_mb.so\"\n{PROVIDER}"
+        ))
+        .expect("relative path");
+        assert!(
+            config
+                .crypto
+                .crypto_mb_library
+                .expect("set")
+                .ends_with("lib/libcrypto_mb.so")
+        );
     }
 
     #[test]
@@ -612,6 +670,7 @@ mod tests {
             cache: CacheConfig::default(),
             revocation: RevocationConfig::default(),
             audit: AuditConfig::default(),
+            crypto: CryptoConfig::default(),
             providers: vec![ProviderConfig::new(
                 "demo",
                 "http://127.0.0.1:9191",

@@ -123,7 +123,11 @@ impl Backend for AwsLcBackend {
                 Prepared::Hmac(Box::new(hmac::Key::new(hmac_alg, k)))
             }
         };
-        Ok(PreparedKey { alg, inner })
+        Ok(PreparedKey {
+            alg,
+            inner,
+            mb: None,
+        })
     }
 
     #[inline]

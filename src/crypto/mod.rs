@@ -6,17 +6,24 @@
 
 pub mod aws_lc;
 mod aws_lc_rsa;
+pub mod crypto_mb;
 mod ed25519_batch;
+pub mod select;
 
 use crate::jose::{Algorithm, KeyMaterial, Reject};
 use std::fmt;
 
 pub use aws_lc::AwsLcBackend;
+pub use crypto_mb::{CryptoMbBackend, CryptoMbError, CryptoMbOptions, MbFamily};
+pub use select::{EngineChoice, EngineSelection, select};
 
 /// A key ready for verification: parsed once when the key set loads, never per request.
 pub struct PreparedKey {
     alg: Algorithm,
     inner: Prepared,
+    /// The key's crypto_mb form, when it was prepared by that engine for a family it serves.
+    /// `inner` is always there too: every engine can fall back to aws-lc-rs.
+    mb: Option<crypto_mb::MbKey>,
 }
 
 /// Engine-specific prepared material. Private so that a key can only be built by a backend.
@@ -119,6 +126,14 @@ pub trait Backend: Send + Sync {
 
     /// Prepares key material for exactly one algorithm.
     fn prepare(&self, material: &KeyMaterial, alg: Algorithm) -> Result<PreparedKey, PrepareError>;
+
+    /// The engine that verifies signatures under `key` (for an engine that hands some keys to
+    /// another, such as crypto_mb to aws-lc-rs, the one that really runs). Defaults to
+    /// [`Backend::name`].
+    fn key_engine(&self, key: &PreparedKey) -> &'static str {
+        let _ = key;
+        self.name()
+    }
 
     /// Verifies one signature. `Err(Reject::BadSignature)` when it does not verify.
     fn verify(&self, key: &PreparedKey, message: &[u8], signature: &[u8]) -> Result<(), Reject>;

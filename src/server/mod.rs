@@ -8,7 +8,7 @@ mod key_sources;
 pub use key_sources::probe_remote;
 
 use crate::config::{self, Config, KeySource, ProviderConfig};
-use crate::crypto::{Backend, default_backend};
+use crate::crypto::{self as engines, Backend, EngineChoice};
 use crate::jose::b64;
 use crate::policy::Providers;
 use crate::revocation::RevocationStore;
@@ -49,6 +49,42 @@ struct Demo {
 
 /// Shards of each answer cache: enough that writers on different cores rarely share one.
 const ANSWER_CACHE_SHARDS: usize = 64;
+
+/// Builds the verification backend `[crypto]` asks for: loads and probes crypto_mb when it may
+/// be used (and, for `auto`, measures it against aws-lc-rs), logs one line naming the engine of
+/// every algorithm, and sets `verdict_engine_selected{alg,engine}`. Whatever crypto_mb cannot
+/// do stays on aws-lc-rs. Read once at start: a reload keeps the engines.
+fn choose_engines(crypto: &config::CryptoConfig) -> Arc<dyn Backend> {
+    let choice = match crypto.backend {
+        config::CryptoBackend::Auto => EngineChoice::Auto,
+        config::CryptoBackend::AwsLc => EngineChoice::AwsLc,
+        config::CryptoBackend::CryptoMb => EngineChoice::CryptoMb,
+        // Refused by config validation ("not built yet"); never reached.
+        config::CryptoBackend::Openssl => EngineChoice::AwsLc,
+    };
+    let selection = engines::select(choice, crypto.crypto_mb_library.as_deref());
+    for note in &selection.notes {
+        if choice == EngineChoice::CryptoMb {
+            tracing::warn!(%note, "crypto_mb");
+        } else {
+            tracing::info!(%note, "crypto_mb");
+        }
+    }
+    tracing::info!(
+        backend = crypto.backend.name(),
+        engines = %selection.summary(),
+        "signature engines"
+    );
+    for chosen in &selection.per_algorithm {
+        metrics::gauge!(
+            names::ENGINE_SELECTED,
+            names::labels::ALG => chosen.alg.name(),
+            names::labels::ENGINE => chosen.engine,
+        )
+        .set(1.0);
+    }
+    selection.backend
+}
 
 /// Runs the appliance until SIGTERM/SIGINT.
 pub fn serve(options: ServeOptions) -> ExitCode {
@@ -102,7 +138,7 @@ pub fn serve(options: ServeOptions) -> ExitCode {
             return ExitCode::from(EXIT_START_FAILURE);
         }
     };
-    let backend: Arc<dyn Backend> = Arc::new(default_backend());
+    let backend = choose_engines(&config.crypto);
     let snapshot = Snapshot {
         providers: Arc::new(ArcSwap::from_pointee(Providers::default())),
         epoch: Arc::new(AtomicU64::new(0)),
@@ -542,6 +578,7 @@ fn demo_config() -> Result<(Config, Demo), String> {
         cache: config::CacheConfig::default(),
         revocation: config::RevocationConfig::default(),
         audit: config::AuditConfig::default(),
+        crypto: config::CryptoConfig::default(),
         providers: vec![provider],
     };
     let now = system_clock();

@@ -135,6 +135,16 @@ pub const AUDIT_LINES_TOTAL: &str = "verdict_audit_lines_total";
 /// for joining version information onto other series.
 pub const BUILD_INFO: &str = "verdict_build_info";
 
+/// Gauge set to 1 for the engine that verifies each algorithm, chosen at start (`[crypto]
+/// backend` and the engines' probes). Labels: [`labels::ALG`], [`labels::ENGINE`]
+/// (`aws-lc-rs`|`crypto-mb`).
+pub const ENGINE_SELECTED: &str = "verdict_engine_selected";
+
+/// Counter of signatures an engine failed to answer (a lane status other than "verified" or
+/// "bad signature"), which were then verified by aws-lc-rs. Labels: [`labels::ENGINE`],
+/// [`labels::ALG`].
+pub const ENGINE_ERRORS_TOTAL: &str = "verdict_engine_errors_total";
+
 /// Label keys and the fixed label values, shared by every recording site.
 pub mod labels {
     /// Label key: the outcome (`allow`|`deny` on checks, `ok`|`error` on reloads).
@@ -157,6 +167,8 @@ pub mod labels {
     pub const CAUSE: &str = "cause";
     /// Label key: which answer cache (`verified`|`negative`).
     pub const CACHE: &str = "cache";
+    /// Label key: a verification engine (`aws-lc-rs`, `crypto-mb`).
+    pub const ENGINE: &str = "engine";
     /// Label key of a summary's quantile (Prometheus convention).
     pub const QUANTILE: &str = "quantile";
 
@@ -201,6 +213,16 @@ pub mod labels {
 /// exposition carries `# HELP` lines. Harmless to call more than once (the first description wins)
 /// and a no-op when no recorder is installed.
 pub fn describe_all() {
+    describe_gauge!(
+        ENGINE_SELECTED,
+        Unit::Count,
+        "1 for the engine chosen at start to verify each algorithm (by alg and engine)."
+    );
+    describe_counter!(
+        ENGINE_ERRORS_TOTAL,
+        Unit::Count,
+        "Signatures an engine failed to answer, re-verified by aws-lc-rs (by engine and alg)."
+    );
     describe_counter!(
         CHECKS_TOTAL,
         Unit::Count,

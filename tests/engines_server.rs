@@ -1,0 +1,143 @@
+//! `[crypto]` end to end: the real binary chooses its engines at start, logs one line naming
+//! the engine of every algorithm, exports `verdict_engine_selected`, and answers checks on the
+//! chosen engine; a library that cannot be loaded leaves everything on aws-lc-rs.
+#![allow(clippy::expect_used, reason = "test code: a panic is how a test fails")]
+
+mod common;
+mod engines;
+mod venv;
+
+use common::*;
+use envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
+use envoy_types::pb::envoy::service::auth::v3::{
+    AttributeContext, CheckRequest, attribute_context,
+};
+use std::time::Duration;
+
+fn check_request(token: &str) -> CheckRequest {
+    let headers = [("authorization".to_owned(), format!("Bearer {token}"))]
+        .into_iter()
+        .collect();
+    CheckRequest {
+        attributes: Some(AttributeContext {
+            request: Some(attribute_context::Request {
+                http: Some(attribute_context::HttpRequest {
+                    method: "GET".into(),
+                    path: "/orders".into(),
+                    headers,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+    }
+}
+
+/// Starts verdict with `crypto` as its `[crypto]` table and checks one good and one forged
+/// RS256 token. Returns the server for further looks at its logs and metrics.
+async fn serve_and_check(crypto: &str) -> Server {
+    let config = format!("[crypto]\n{crypto}\n{EXAMPLE_PROVIDER}");
+    let server = Server::start(&config, &[("jwks.json", &example_jwks())]);
+    assert!(
+        server.wait_for_log("signature engines", Duration::from_secs(10)),
+        "no engine line in the log:\n{}",
+        server.logs()
+    );
+    let token =
+        TestKey::example_rsa().mint(&claims("https://idp.example.com", "api://orders", "alice"));
+    let mut forged = token.clone().into_bytes();
+    let at = forged.len() - 10;
+    forged[at] = if forged[at] == b'A' { b'B' } else { b'A' };
+    let forged = String::from_utf8(forged).expect("ascii");
+    let mut client = AuthorizationClient::connect(server.grpc_url())
+        .await
+        .expect("connect");
+    let ok = client
+        .check(check_request(&token))
+        .await
+        .expect("check")
+        .into_inner();
+    assert_eq!(ok.status.expect("status").code, 0, "{}", server.logs());
+    let denied = client
+        .check(check_request(&forged))
+        .await
+        .expect("check")
+        .into_inner();
+    assert_eq!(denied.status.expect("status").code, 16);
+    server
+}
+
+fn selected(server: &Server, alg: &str, engine: &str) -> Option<f64> {
+    server.metric(&format!(
+        "verdict_engine_selected{{alg=\"{alg}\",engine=\"{engine}\"}}"
+    ))
+}
+
+#[tokio::test]
+async fn crypto_mb_backend_serves_rsa_and_says_so() {
+    let library = engines::crypto_mb_library();
+    let runs = engines::crypto_mb().is_some();
+    let server = serve_and_check(&format!(
+        "backend = \"crypto-mb\"\ncrypto_mb_library = \"{}\"",
+        library.display()
+    ))
+    .await;
+    let logs = server.logs();
+    let rs256 = if runs { "crypto-mb" } else { "aws-lc-rs" };
+    assert!(logs.contains(&format!("RS256={rs256}")), "{logs}");
+    assert!(logs.contains("HS256=aws-lc-rs"), "{logs}");
+    assert_eq!(selected(&server, "RS256", rs256), Some(1.0), "{logs}");
+    assert_eq!(selected(&server, "HS256", "aws-lc-rs"), Some(1.0));
+    if runs {
+        assert!(
+            logs.contains("RS256=crypto-mb(RSA-2048 e=65537: every batch"),
+            "{logs}"
+        );
+        assert_eq!(selected(&server, "ES256", "crypto-mb"), Some(1.0));
+        assert_eq!(selected(&server, "EdDSA", "crypto-mb"), Some(1.0));
+    } else {
+        eprintln!("crypto_mb could not run here: the server fell back, as it must");
+    }
+}
+
+#[tokio::test]
+async fn auto_measures_and_names_the_batch_sizes() {
+    let library = engines::crypto_mb_library();
+    let runs = engines::crypto_mb().is_some();
+    let server = serve_and_check(&format!(
+        "backend = \"auto\"\ncrypto_mb_library = \"{}\"",
+        library.display()
+    ))
+    .await;
+    let logs = server.logs();
+    assert!(
+        logs.contains("backend=auto") || logs.contains("\"backend\":\"auto\""),
+        "{logs}"
+    );
+    if runs {
+        // Whatever the measurement says, each RSA/EC/Ed25519 choice is one of the two, and
+        // a crypto-mb choice names its batch sizes.
+        for alg in ["RS256", "ES256", "EdDSA"] {
+            let mb = selected(&server, alg, "crypto-mb");
+            let aws = selected(&server, alg, "aws-lc-rs");
+            assert!(mb == Some(1.0) || aws == Some(1.0), "{alg}: {logs}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_missing_library_leaves_everything_on_aws_lc() {
+    let server = serve_and_check(
+        "backend = \"crypto-mb\"\ncrypto_mb_library = \"/nonexistent/libcrypto_mb.so\"",
+    )
+    .await;
+    let logs = server.logs();
+    assert!(
+        logs.contains("cannot load crypto_mb from /nonexistent/"),
+        "{logs}"
+    );
+    assert!(logs.contains("RS256=aws-lc-rs"), "{logs}");
+    assert_eq!(selected(&server, "RS256", "aws-lc-rs"), Some(1.0));
+    assert_eq!(selected(&server, "EdDSA", "aws-lc-rs"), Some(1.0));
+}
