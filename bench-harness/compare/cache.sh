@@ -37,3 +37,4 @@ for round in $(seq 1 "$rounds"); do
 done
 "$load" table "$out"/*.json
 echo "reports in $out"
+python3 "$root/bench-harness/compare/cpu_per_check.py" --base=noop "$out"
