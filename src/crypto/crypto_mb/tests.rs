@@ -14,8 +14,35 @@ fn library_path() -> PathBuf {
     std::env::var_os("VERDICT_CRYPTO_MB_LIBRARY")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
+            ensure_venv();
             PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/lib/libcrypto_mb.so")
         })
+}
+
+/// Runs `tests/support/ensure_venv.py` once per test process, so a fresh clone's
+/// `cargo test` installs the pinned wheels before these tests look for the library (the
+/// integration tests do the same through `tests/venv`). A failure is reported by the test that
+/// then cannot load the library, with the script's output.
+fn ensure_venv() {
+    static DONE: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    DONE.get_or_init(|| {
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let python3 = std::env::var("VERDICT_PYTHON3").unwrap_or_else(|_| "python3".to_owned());
+        match std::process::Command::new(&python3)
+            .arg(root.join("tests/support/ensure_venv.py"))
+            .current_dir(&root)
+            .output()
+        {
+            Ok(output) if output.status.success() => {}
+            Ok(output) => eprintln!(
+                "ensure_venv.py failed ({}):\n{}\n{}",
+                output.status,
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            ),
+            Err(error) => eprintln!("cannot run {python3} tests/support/ensure_venv.py: {error}"),
+        }
+    });
 }
 
 fn cpu_has_ifma() -> bool {
