@@ -99,7 +99,7 @@ impl Conn {
     /// True when the server has closed the connection (EOF within the read timeout).
     fn closed(&mut self) -> bool {
         let mut rest = Vec::new();
-        matches!(self.reader.read_to_end(&mut rest), Ok(_))
+        self.reader.read_to_end(&mut rest).is_ok()
     }
 }
 
@@ -157,7 +157,11 @@ fn bearer(token: &str) -> String {
 
 fn assert_allowed(answer: &Answer, sub: &str, case: &str) {
     assert_eq!(answer.status, 200, "{case}: {answer:?}");
-    assert_eq!(answer.header("x-verdict-sub"), Some(sub), "{case}: {answer:?}");
+    assert_eq!(
+        answer.header("x-verdict-sub"),
+        Some(sub),
+        "{case}: {answer:?}"
+    );
     assert!(answer.body.is_empty(), "{case}: {answer:?}");
     assert!(answer.header("www-authenticate").is_none(), "{case}");
 }
@@ -252,7 +256,10 @@ async fn decides_as_ext_authz_does() {
 
     // ext_authz on the gRPC listener is served by the same workers alongside.
     let mut client = server.authz().await;
-    assert_eq!(grpc_code(&check(&mut client, bearer_check(&alice)).await), 0);
+    assert_eq!(
+        grpc_code(&check(&mut client, bearer_check(&alice)).await),
+        0
+    );
 }
 
 #[tokio::test]
@@ -361,10 +368,7 @@ async fn over_the_caps_is_431_and_the_listener_keeps_serving() {
     let many: Vec<(String, String)> = (0..200)
         .map(|i| (format!("x-h{i}"), "v".to_owned()))
         .collect();
-    let many: Vec<(&str, &str)> = many
-        .iter()
-        .map(|(n, v)| (n.as_str(), v.as_str()))
-        .collect();
+    let many: Vec<(&str, &str)> = many.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
     let mut conn = Conn::open(addr);
     let answer = conn.call("GET", "/auth", &many);
     assert_eq!(answer.status, 431, "{answer:?}");
@@ -406,6 +410,17 @@ async fn a_slow_header_block_is_cut_off_but_an_idle_connection_is_kept() {
     let mut idle = Conn::open(addr);
     let answer = idle.call("GET", "/auth", &[("Authorization", &bearer(&alice))]);
     assert_allowed(&answer, "alice", "first");
+    // A request whose body arrives after its head (Envoy's `with_request_body`): answered, and
+    // the body bytes start no header timer.
+    let head = format!(
+        "POST /auth HTTP/1.1\r\nHost: v\r\nAuthorization: {}\r\nContent-Length: 5\r\n\r\n",
+        bearer(&alice)
+    );
+    idle.writer.write_all(head.as_bytes()).expect("write head");
+    std::thread::sleep(Duration::from_millis(200));
+    idle.writer.write_all(b"hello").expect("write body");
+    let answer = idle.read_answer(false);
+    assert_allowed(&answer, "alice", "with a late body");
     // A client that starts a header block and never finishes it.
     let mut slow = TcpStream::connect(addr).expect("connect");
     slow.set_read_timeout(Some(Duration::from_secs(20)))
@@ -457,4 +472,37 @@ async fn answers_over_h2c() {
     let (response, _) = send.send_request(request, true).expect("send");
     let response = response.await.expect("h2 answer");
     assert_eq!(response.status(), 401);
+}
+
+#[tokio::test]
+async fn an_h2c_header_list_over_the_cap_is_431() {
+    let (_server, addr) = start();
+    let alice = token("alice");
+    let mut send = common::h2_connect(addr).await;
+    let request = http::Request::builder()
+        .method("GET")
+        .uri(format!("http://{addr}/orders"))
+        .header("authorization", bearer(&alice))
+        .header("x-big", "a".repeat(20 * 1024))
+        .body(())
+        .expect("request");
+    let (response, _) = send.send_request(request, true).expect("send");
+    let response = tokio::time::timeout(common::CALL_TIMEOUT, response)
+        .await
+        .expect("h2 answer timed out");
+    match response {
+        Ok(response) => assert_eq!(response.status(), 431),
+        Err(error) => panic!("no 431 over h2c: {error}"),
+    }
+    // A fresh connection is served.
+    let mut send = common::h2_connect(addr).await;
+    let request = http::Request::builder()
+        .method("GET")
+        .uri(format!("http://{addr}/orders"))
+        .header("authorization", bearer(&alice))
+        .body(())
+        .expect("request");
+    let (response, _) = send.send_request(request, true).expect("send");
+    let response = response.await.expect("h2 answer");
+    assert_eq!(response.status(), 200);
 }

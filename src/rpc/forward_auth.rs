@@ -51,6 +51,9 @@ pub struct Limits {
     pub header_read_timeout: Duration,
     /// A connection that reads nothing for this long is closed.
     pub idle_timeout: Duration,
+    /// Largest request body received (and discarded) before the answer; a longer one, or one
+    /// that takes longer than the header read timeout, closes the connection after the answer.
+    pub max_body_bytes: usize,
 }
 
 impl Default for Limits {
@@ -60,6 +63,7 @@ impl Default for Limits {
             max_headers: 100,
             header_read_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(3700),
+            max_body_bytes: 64 * 1024,
         }
     }
 }
@@ -151,10 +155,7 @@ impl ForwardAuth {
     /// Answers one forward-auth call, recording it as ext_authz records a check.
     pub async fn answer<B>(&self, request: Request<B>) -> Response<Empty<Bytes>> {
         let started = Instant::now();
-        let target = request
-            .uri()
-            .path_and_query()
-            .map_or("/", |pq| pq.as_str());
+        let target = request.uri().path_and_query().map_or("/", |pq| pq.as_str());
         let forwarded = Forwarded::read(target, request.headers());
         let view = forwarded.view();
         let decision = self.state.decide(&view).await;
@@ -252,7 +253,20 @@ pub async fn serve(
         let handler = hyper::service::service_fn(move |request| {
             in_service.head_done();
             let service = service.clone();
-            async move { Ok::<_, Infallible>(service.answer(request).await) }
+            let answered = Answered(Arc::clone(&in_service));
+            async move {
+                // verdict never reads a body, but it is received whole before the answer, so
+                // the bytes that follow the answer are the next request's head.
+                let (head, body) = request.into_parts();
+                let drained = drain(body, limits.max_body_bytes, limits.header_read_timeout).await;
+                let mut response = service.answer(Request::from_parts(head, ())).await;
+                if !drained {
+                    response
+                        .headers_mut()
+                        .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+                }
+                Ok::<_, Infallible>(response.map(|_| answered))
+            }
         });
         let builder = Arc::clone(&builder);
         let stop = stop_rx.clone();
@@ -265,6 +279,28 @@ pub async fn serve(
     let _ = stop_tx.send(true);
     // Every connection task holds a receiver: this returns once they have all finished.
     stop_tx.closed().await;
+}
+
+/// Reads and discards a request body; false when it is over `max` bytes, fails or takes longer
+/// than `within` (the connection is then closed after the answer).
+async fn drain(mut body: hyper::body::Incoming, max: usize, within: Duration) -> bool {
+    use http_body_util::BodyExt;
+    let read = async {
+        let mut total = 0usize;
+        while let Some(frame) = body.frame().await {
+            let Ok(frame) = frame else {
+                return false;
+            };
+            if let Some(data) = frame.data_ref() {
+                total = total.saturating_add(data.len());
+                if total > max {
+                    return false;
+                }
+            }
+        }
+        true
+    };
+    tokio::time::timeout(within, read).await.unwrap_or(false)
 }
 
 /// Runs one connection, closing it on the header read timeout, the idle timeout or shutdown.
@@ -330,6 +366,9 @@ struct Activity {
     head_since_ms: AtomicU64,
     /// HTTP/2 (its frames arrive between requests: only the idle timeout applies).
     h2: AtomicBool,
+    /// Requests whose head arrived and whose answer is not written yet: bytes read meanwhile
+    /// (a body) start no header timer.
+    busy: AtomicU64,
 }
 
 impl Activity {
@@ -339,6 +378,7 @@ impl Activity {
             last_read_ms: AtomicU64::new(0),
             head_since_ms: AtomicU64::new(0),
             h2: AtomicBool::new(false),
+            busy: AtomicU64::new(0),
         }
     }
 
@@ -352,6 +392,9 @@ impl Activity {
         if first_bytes.starts_with(b"PRI * HTTP/2") {
             self.h2.store(true, Ordering::Relaxed);
         }
+        if self.busy.load(Ordering::Relaxed) > 0 {
+            return;
+        }
         let _ = self.head_since_ms.compare_exchange(
             0,
             now.saturating_add(1),
@@ -361,6 +404,12 @@ impl Activity {
     }
 
     fn head_done(&self) {
+        self.busy.fetch_add(1, Ordering::Relaxed);
+        self.head_since_ms.store(0, Ordering::Relaxed);
+    }
+
+    fn answered(&self) {
+        self.busy.fetch_sub(1, Ordering::Relaxed);
         self.head_since_ms.store(0, Ordering::Relaxed);
     }
 
@@ -388,6 +437,36 @@ impl Activity {
         }
         // Re-check at least once a header timeout, so a head that starts later is timed too.
         at.min(Instant::now() + limits.header_read_timeout)
+    }
+}
+
+/// The (empty) body of an answer. hyper drops it once the answer is written, which tells the
+/// connection's [`Activity`] that bytes read from then on belong to the next request.
+struct Answered(Arc<Activity>);
+
+impl hyper::body::Body for Answered {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Bytes>, Infallible>>> {
+        Poll::Ready(None)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        true
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        hyper::body::SizeHint::with_exact(0)
+    }
+}
+
+impl Drop for Answered {
+    fn drop(&mut self) {
+        self.0.answered();
     }
 }
 

@@ -193,9 +193,10 @@ fn run(
         )
     })?;
     let forward_auth_listener = match config.server.forward_auth_listen {
-        Some(addr) => Some(std::net::TcpListener::bind(addr).map_err(|e| {
-            format!("server.forward_auth_listen: cannot listen on {addr}: {e}")
-        })?),
+        Some(addr) => Some(
+            std::net::TcpListener::bind(addr)
+                .map_err(|e| format!("server.forward_auth_listen: cannot listen on {addr}: {e}"))?,
+        ),
         None => None,
     };
     let grpc_addr = grpc_listener.local_addr().map_err(|e| e.to_string())?;
