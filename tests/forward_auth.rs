@@ -506,3 +506,53 @@ async fn an_h2c_header_list_over_the_cap_is_431() {
     let response = response.await.expect("h2 answer");
     assert_eq!(response.status(), 200);
 }
+
+/// Forward-auth checks go to the audit log of the worker that answered them, and a SIGTERM with
+/// idle HTTP/1.1 and h2c connections open still stops the server promptly and cleanly.
+#[tokio::test]
+async fn audited_and_stopped_cleanly_with_connections_open() {
+    let config = format!(
+        "[server]\ngrpc_listen = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n\
+         forward_auth_listen = \"127.0.0.1:0\"\nworkers = 2\n\n[audit]\ndir = \"audit\"\n\n\
+         {EXAMPLE_PROVIDER}"
+    );
+    let mut server = Server::start(&config, &[("jwks.json", &example_jwks())]);
+    let addr = server.forward_auth.expect("forward_auth address");
+    let alice = token("alice");
+    let mut conn = Conn::open(addr);
+    let answer = conn.call("GET", "/auth", &[("Authorization", &bearer(&alice))]);
+    assert_allowed(&answer, "alice", "audited allow");
+    let answer = conn.call("GET", "/auth", &[("Authorization", "Bearer x.y.z")]);
+    assert_eq!(answer.status, 401);
+    let written = server.wait_metric(
+        "verdict_audit_lines_total",
+        &[("result", "written")],
+        |v| v >= 2.0,
+        Duration::from_secs(10),
+    );
+    assert_eq!(written, Some(2.0), "{}", server.metrics_text());
+    let _h2 = common::h2_connect(addr).await;
+
+    let started = std::time::Instant::now();
+    server.signal("TERM");
+    let status = server
+        .wait_exit(Duration::from_secs(20))
+        .unwrap_or_else(|| panic!("verdict did not exit; logs:\n{}", server.logs()));
+    assert!(status.success(), "{status:?}; logs:\n{}", server.logs());
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "idle connections held the drain: {:?}",
+        started.elapsed()
+    );
+    assert!(conn.closed(), "the idle HTTP/1.1 connection was closed");
+
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, alice.as_bytes());
+    let prefix = hex::encode(&digest.as_ref()[..8]);
+    let dir = server.scratch.0.join("audit");
+    let text: String = std::fs::read_dir(&dir)
+        .expect("audit dir")
+        .map(|entry| std::fs::read_to_string(entry.expect("entry").path()).expect("read"))
+        .collect();
+    assert_eq!(text.lines().count(), 2, "{text}");
+    assert!(text.contains(&prefix), "{text}");
+}

@@ -276,6 +276,7 @@ pub async fn serve(
         });
     }
     drop(incoming);
+    drop(stop_rx);
     let _ = stop_tx.send(true);
     // Every connection task holds a receiver: this returns once they have all finished.
     stop_tx.closed().await;
