@@ -556,3 +556,87 @@ async fn audited_and_stopped_cleanly_with_connections_open() {
     assert_eq!(text.lines().count(), 2, "{text}");
     assert!(text.contains(&prefix), "{text}");
 }
+
+/// Sends `bytes` on a connection of its own, whatever the server does meanwhile, and returns
+/// the status it answered, if any (it may reset a connection it stopped reading).
+fn hostile(addr: SocketAddr, bytes: &[u8]) -> Option<u16> {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(15)))
+        .expect("read timeout");
+    stream
+        .set_write_timeout(Some(Duration::from_secs(15)))
+        .expect("write timeout");
+    let _ = stream.write_all(bytes);
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    let text = String::from_utf8_lossy(&answer);
+    text.strip_prefix("HTTP/1.1 ")
+        .and_then(|rest| rest.get(..3))
+        .and_then(|code| code.parse().ok())
+}
+
+#[tokio::test]
+async fn hostile_clients_leave_the_listener_serving() {
+    rlimit::increase_nofile_limit(4096).expect("raise the open-file limit");
+    let (server, addr) = start();
+    let alice = token("alice");
+    let good = |case: &str| {
+        let mut conn = Conn::open(addr);
+        let answer = conn.call("GET", "/auth", &[("Authorization", &bearer(&alice))]);
+        assert_allowed(&answer, "alice", case);
+    };
+
+    let huge = format!(
+        "GET /auth HTTP/1.1\r\nHost: v\r\nX-Big: {}\r\n\r\n",
+        "v".repeat(1 << 20)
+    );
+    let status = hostile(addr, huge.as_bytes());
+    assert!(
+        matches!(status, None | Some(431)),
+        "1 MiB header: {status:?}"
+    );
+    good("after a 1 MiB header");
+
+    let mut many = String::from("GET /auth HTTP/1.1\r\nHost: v\r\n");
+    for i in 0..10_000 {
+        many.push_str(&format!("x-h{i}: v\r\n"));
+    }
+    many.push_str("\r\n");
+    let status = hostile(addr, many.as_bytes());
+    assert!(
+        matches!(status, None | Some(431)),
+        "10,000 headers: {status:?}"
+    );
+    good("after 10,000 headers");
+
+    // A request line that never ends.
+    let status = hostile(addr, "G".repeat(64 * 1024).as_bytes());
+    assert!(
+        matches!(status, None | Some(400) | Some(414) | Some(431)),
+        "endless request line: {status:?}"
+    );
+    good("after an endless request line");
+
+    // 1,000 idle connections: a new one is still served at once.
+    let idle: Vec<TcpStream> = (0..1000)
+        .map(|i| TcpStream::connect(addr).unwrap_or_else(|e| panic!("idle connection {i}: {e}")))
+        .collect();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while server.open_connections() < 1000.0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        server.open_connections() >= 1000.0,
+        "only {} connections accepted",
+        server.open_connections()
+    );
+    let asked = std::time::Instant::now();
+    good("beside 1,000 idle connections");
+    assert!(
+        asked.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        asked.elapsed()
+    );
+    drop(idle);
+}
