@@ -640,3 +640,30 @@ async fn hostile_clients_leave_the_listener_serving() {
     );
     drop(idle);
 }
+
+#[tokio::test]
+async fn an_idle_connection_is_closed_after_the_idle_timeout() {
+    let config = format!(
+        "[server]\ngrpc_listen = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n\
+         forward_auth_listen = \"127.0.0.1:0\"\nforward_auth_idle_timeout_s = 2\n\n\
+         {EXAMPLE_PROVIDER}"
+    );
+    let server = Server::start(&config, &[("jwks.json", &example_jwks())]);
+    let addr = server.forward_auth.expect("forward_auth address");
+    let alice = token("alice");
+    let mut idle = Conn::open(addr);
+    let mut busy = Conn::open(addr);
+    let answer = idle.call("GET", "/auth", &[("Authorization", &bearer(&alice))]);
+    assert_allowed(&answer, "alice", "idle, first");
+    // One request a second keeps a connection open past the idle timeout.
+    for second in 0..4 {
+        let answer = busy.call("GET", "/auth", &[("Authorization", &bearer(&alice))]);
+        assert_allowed(&answer, "alice", &format!("busy, second {second}"));
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    let started = std::time::Instant::now();
+    assert!(idle.closed(), "the idle connection was closed");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let answer = busy.call("GET", "/auth", &[("Authorization", &bearer(&alice))]);
+    assert_allowed(&answer, "alice", "busy, last");
+}
