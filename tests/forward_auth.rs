@@ -509,7 +509,9 @@ async fn an_h2c_header_list_over_the_cap_is_431() {
 
 /// Forward-auth checks go to the audit log of the worker that answered them, and a SIGTERM with
 /// idle HTTP/1.1 and h2c connections open still stops the server promptly and cleanly.
-#[tokio::test]
+// Multi-threaded: the h2c client's connection task must keep running (to answer the server's
+// GOAWAY ping) while this thread waits for the process to exit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn audited_and_stopped_cleanly_with_connections_open() {
     let config = format!(
         "[server]\ngrpc_listen = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n\
@@ -666,4 +668,23 @@ async fn an_idle_connection_is_closed_after_the_idle_timeout() {
     assert!(started.elapsed() < Duration::from_secs(5));
     let answer = busy.call("GET", "/auth", &[("Authorization", &bearer(&alice))]);
     assert_allowed(&answer, "alice", "busy, last");
+}
+
+/// The header cap grows with `max_token_bytes`: the longest token the server accepts fits.
+#[tokio::test]
+async fn the_header_cap_makes_room_for_the_longest_accepted_token() {
+    let config = format!(
+        "[server]\ngrpc_listen = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n\
+         forward_auth_listen = \"127.0.0.1:0\"\nmax_token_bytes = 65536\n\
+         max_payload_bytes = 65536\n\n{EXAMPLE_PROVIDER}"
+    );
+    let server = Server::start(&config, &[("jwks.json", &example_jwks())]);
+    let addr = server.forward_auth.expect("forward_auth address");
+    let mut claims = claims(ISS, AUD, "alice");
+    claims["pad"] = json!("p".repeat(30 * 1024));
+    let long = TestKey::example_rsa().mint(&claims);
+    assert!(long.len() > 40 * 1024, "{}", long.len());
+    let mut conn = Conn::open(addr);
+    let answer = conn.call("GET", "/auth", &[("Authorization", &bearer(&long))]);
+    assert_allowed(&answer, "alice", "a 40 KiB token");
 }

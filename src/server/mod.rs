@@ -300,9 +300,14 @@ fn run(
         // Served by the same workers; the latency recorder and audit writer the gRPC serve
         // installs on each worker thread above record these checks too.
         let forward_auth = ForwardAuth::new(state.clone());
+        let defaults = forward_auth::Limits::default();
         let limits = forward_auth::Limits {
             idle_timeout: Duration::from_secs(config.server.forward_auth_idle_timeout_s),
-            ..forward_auth::Limits::default()
+            // Room for the longest accepted token beside the other headers.
+            max_header_bytes: defaults
+                .max_header_bytes
+                .max(config.server.max_token_bytes.saturating_add(8 * 1024)),
+            ..defaults
         };
         let serve: ServeFn = Arc::new(move |_ctx, incoming, shutdown| {
             Box::pin(forward_auth::serve(
