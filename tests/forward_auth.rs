@@ -327,6 +327,30 @@ async fn claim_headers_are_always_present_and_never_another_value() {
     assert_eq!(subs[0].1, "", "{answer:?}");
     assert_eq!(answer.header("x-verdict-scope"), Some("orders:read"));
 
+    // Every control character: the header is there and empty, never the claim with it dropped
+    // (and never a second, forged header). Other Unicode goes out as its UTF-8 bytes.
+    for (case, sub, want) in [
+        ("DEL", "ad\u{007f}min", ""),
+        ("TAB", "ad\tmin", ""),
+        ("CR", "ad\rmin", ""),
+        ("LF", "ad\nX-Forged: 1", ""),
+        ("C1", "ad\u{0085}min", ""),
+        ("non-ASCII", "ädmïn", "ädmïn"),
+    ] {
+        let token = TestKey::example_rsa().mint(&json!({
+            "iss": ISS, "aud": AUD, "sub": sub, "scope": "orders:read",
+            "iat": now, "exp": now + 600,
+        }));
+        let answer = conn.call("GET", "/auth", &[("Authorization", &bearer(&token))]);
+        assert_eq!(answer.status, 200, "{case}: {answer:?}");
+        assert_eq!(
+            answer.header("x-verdict-sub"),
+            Some(want),
+            "{case}: {answer:?}"
+        );
+        assert!(answer.header("x-forged").is_none(), "{case}: {answer:?}");
+    }
+
     // An absent claim: the header is there, empty.
     let no_sub = TestKey::example_rsa().mint(&json!({
         "iss": ISS, "aud": AUD, "scope": "orders:read", "iat": now, "exp": now + 600,
