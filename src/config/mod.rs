@@ -342,6 +342,11 @@ mod tests {
         let s = &config.server;
         assert_eq!(s.grpc_listen, "127.0.0.1:19191".parse().expect("addr"));
         assert_eq!(s.admin_listen, "127.0.0.1:19901".parse().expect("addr"));
+        assert_eq!(
+            s.forward_auth_listen,
+            Some("127.0.0.1:19192".parse().expect("addr"))
+        );
+        assert_eq!(s.forward_auth_idle_timeout_s, 7200);
         assert_eq!(s.workers, 4);
         assert_eq!(s.max_connection_age_s, 600);
         assert_eq!(s.max_connections, 20_000);
@@ -495,7 +500,7 @@ mod tests {
             (
                 "server",
                 format!("[server]\nzz_unknown = 1\n{PROVIDER}"),
-                11,
+                13,
             ),
             ("admin", format!("[admin]\nzz_unknown = 1\n{PROVIDER}"), 2),
             ("providers", provider_with("zz_unknown = 1"), 35),

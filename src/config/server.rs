@@ -22,6 +22,15 @@ pub struct ServerConfig {
     /// `admin_listen` (default `127.0.0.1:9901`): the HTTP listener serving `/metrics`,
     /// `/healthz`, `/readyz` and the admin API. Must differ from `grpc_listen` (port 0 excepted).
     pub admin_listen: SocketAddr,
+    /// `forward_auth_listen` (default unset = off): the HTTP listener answering gateways'
+    /// forward-auth calls (nginx `auth_request`, Traefik `ForwardAuth`, Caddy `forward_auth`,
+    /// Envoy ext_authz `http_service`) over HTTP/1.1 and h2c, served by the same workers as
+    /// `grpc_listen`. Must differ from the other two listeners (port 0 excepted).
+    pub forward_auth_listen: Option<SocketAddr>,
+    /// `forward_auth_idle_timeout_s` (default 3700): seconds a forward-auth HTTP/1.1
+    /// connection may stay idle between requests before it is closed; longer than gateways'
+    /// own pools (Envoy keeps idle connections for an hour). At least 1.
+    pub forward_auth_idle_timeout_s: u64,
     /// `workers` (default 0): worker threads, one pinned per core; 0 = one per CPU in the
     /// process affinity mask. At most [`MAX_WORKERS`].
     pub workers: usize,
@@ -55,6 +64,8 @@ impl Default for ServerConfig {
         ServerConfig {
             grpc_listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 9191),
             admin_listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 9901),
+            forward_auth_listen: None,
+            forward_auth_idle_timeout_s: 3700,
             workers: 0,
             max_connection_age_s: 300,
             max_connections: 10_000,
@@ -123,6 +134,27 @@ pub(super) fn check_server(server: &ServerConfig) -> Result<(), Invalid> {
                 "{} conflicts with server.grpc_listen {}: the listeners must be distinct",
                 server.admin_listen, server.grpc_listen
             ),
+        ));
+    }
+    if let Some(forward_auth) = server.forward_auth_listen {
+        for (other, name) in [
+            (server.grpc_listen, "server.grpc_listen"),
+            (server.admin_listen, "server.admin_listen"),
+        ] {
+            if listeners_conflict(forward_auth, other) {
+                return Err(invalid(
+                    "server.forward_auth_listen",
+                    format!(
+                        "{forward_auth} conflicts with {name} {other}: the listeners must be distinct"
+                    ),
+                ));
+            }
+        }
+    }
+    if server.forward_auth_idle_timeout_s == 0 {
+        return Err(invalid(
+            "server.forward_auth_idle_timeout_s",
+            "must be at least 1",
         ));
     }
     if server.max_connections == 0 {
@@ -211,6 +243,37 @@ mod tests {
         ok(&server(
             "grpc_listen = \"127.0.0.1:9000\"\nadmin_listen = \"127.0.0.2:9000\"",
         ));
+    }
+
+    #[test]
+    fn server_forward_auth_listener() {
+        let d = ok(PROVIDER).server;
+        assert_eq!(d.forward_auth_listen, None);
+        assert_eq!(d.forward_auth_idle_timeout_s, 3700);
+        let c = ok(&server(
+            "forward_auth_listen = \"127.0.0.1:9192\"\nforward_auth_idle_timeout_s = 60",
+        ))
+        .server;
+        assert_eq!(
+            c.forward_auth_listen,
+            Some("127.0.0.1:9192".parse().expect("addr"))
+        );
+        assert_eq!(c.forward_auth_idle_timeout_s, 60);
+        rejects(
+            &server("forward_auth_listen = \"127.0.0.1:9191\""),
+            "server.forward_auth_listen",
+        );
+        rejects(
+            &server("forward_auth_listen = \"0.0.0.0:9901\""),
+            "server.forward_auth_listen",
+        );
+        ok(&server(
+            "grpc_listen = \"127.0.0.1:0\"\nforward_auth_listen = \"127.0.0.1:0\"",
+        ));
+        rejects(
+            &server("forward_auth_idle_timeout_s = 0"),
+            "server.forward_auth_idle_timeout_s",
+        );
     }
 
     #[test]

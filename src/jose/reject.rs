@@ -103,6 +103,12 @@ impl Reject {
     pub const fn is_forbidden(self) -> bool {
         matches!(self, Reject::InsufficientScope)
     }
+
+    /// True when the request could not be decided (no usable keys yet, the introspection
+    /// endpoint unreachable): the forward-auth listener answers these `503`, not `401`.
+    pub const fn is_unavailable(self) -> bool {
+        matches!(self, Reject::NoKeys | Reject::IntrospectionUnavailable)
+    }
 }
 
 impl fmt::Display for Reject {

@@ -1,5 +1,5 @@
 //! gRPC services: Envoy ext_authz v3, `verdict.v1` (Verifier, RevocationAdmin), health and
-//! reflection; and the HTTP admin API.
+//! reflection; the HTTP forward-auth endpoint; and the HTTP admin API.
 //!
 //! Services translate protocol messages to and from the policy layer; they never verify
 //! anything themselves.
@@ -9,6 +9,7 @@ pub mod admin;
 pub mod admin_grpc;
 pub mod answers;
 pub mod ext_authz;
+pub mod forward_auth;
 pub mod observe;
 pub mod verifier;
 

@@ -87,39 +87,79 @@ pub struct Running {
     loads: Arc<Loads>,
 }
 
+/// One listener and the serving future its connections are handed to on every worker.
+pub struct Listener {
+    /// The bound socket.
+    pub socket: std::net::TcpListener,
+    /// What each worker runs over the connections accepted here.
+    pub serve: ServeFn,
+}
+
+impl std::fmt::Debug for Listener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Listener")
+            .field("socket", &self.socket)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Starts the acceptor on `listener` and the workers.
 pub fn start(
     options: RuntimeOptions,
     listener: std::net::TcpListener,
     serve: ServeFn,
 ) -> io::Result<Running> {
+    start_listeners(
+        options,
+        vec![Listener {
+            socket: listener,
+            serve,
+        }],
+    )
+}
+
+/// Starts the workers and one acceptor for all of `listeners`: every accepted connection, from
+/// whichever listener, goes to the least-loaded worker (one count across listeners, so
+/// `max_connections` bounds them together), which serves it with that listener's `serve`.
+pub fn start_listeners(options: RuntimeOptions, listeners: Vec<Listener>) -> io::Result<Running> {
     let placement = placement::plan(options.workers);
     let loads = Loads::new(placement.cores.len());
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let mut senders = Vec::with_capacity(placement.cores.len());
+    let serves: Vec<ServeFn> = listeners.iter().map(|l| Arc::clone(&l.serve)).collect();
+    // senders[listener][worker]
+    let mut senders: Vec<Vec<mpsc::UnboundedSender<std::net::TcpStream>>> =
+        listeners.iter().map(|_| Vec::new()).collect();
     let mut workers = Vec::with_capacity(placement.cores.len());
     for (index, core) in placement.cores.iter().copied().enumerate() {
-        let (tx, rx) = mpsc::unbounded_channel::<std::net::TcpStream>();
-        senders.push(tx);
-        let serve = Arc::clone(&serve);
+        let mut receivers = Vec::with_capacity(serves.len());
+        for per_listener in &mut senders {
+            let (tx, rx) = mpsc::unbounded_channel::<std::net::TcpStream>();
+            per_listener.push(tx);
+            receivers.push(rx);
+        }
+        let served: Vec<_> = receivers.into_iter().zip(serves.iter().cloned()).collect();
         let loads = Arc::clone(&loads);
         let shutdown = shutdown_rx.clone();
         let io_uring = options.io_uring;
         workers.push(
             std::thread::Builder::new()
                 .name(format!("verdict-w{index}"))
-                .spawn(move || run_worker(index, core, io_uring, rx, loads, shutdown, serve))?,
+                .spawn(move || run_worker(index, core, io_uring, served, loads, shutdown))?,
         );
     }
-    listener.set_nonblocking(true)?;
+    let mut sockets = Vec::with_capacity(listeners.len());
+    for listener in listeners {
+        listener.socket.set_nonblocking(true)?;
+        sockets.push(listener.socket);
+    }
     let acceptor_loads = Arc::clone(&loads);
     let acceptor_shutdown = shutdown_rx;
     let max_connections = options.max_connections;
     let acceptor = std::thread::Builder::new()
         .name("verdict-accept".into())
         .spawn(move || {
-            accept_loop(
-                listener,
+            accept_all(
+                sockets,
                 senders,
                 acceptor_loads,
                 acceptor_shutdown,
@@ -170,14 +210,16 @@ impl Running {
     }
 }
 
+/// The connections of one listener handed to a worker, and what serves them.
+type Served = (mpsc::UnboundedReceiver<std::net::TcpStream>, ServeFn);
+
 fn run_worker(
     index: usize,
     core: Option<usize>,
     io_uring: bool,
-    rx: mpsc::UnboundedReceiver<std::net::TcpStream>,
+    served: Vec<Served>,
     loads: Arc<Loads>,
-    mut shutdown: watch::Receiver<bool>,
-    serve: ServeFn,
+    shutdown: watch::Receiver<bool>,
 ) {
     let pinned = core.is_some_and(placement::pin_current_thread);
     let make = move |kind: RuntimeKind| {
@@ -198,29 +240,43 @@ fn run_worker(
             runtime = kind.label(),
             "worker started"
         );
-        let worker_loads = Arc::clone(&loads);
-        let incoming: Incoming = Box::pin(UnboundedReceiverStream::new(rx).filter_map(
-            move |std_stream| match tokio::net::TcpStream::from_std(std_stream) {
-                Ok(stream) => Some(Ok(CountedStream::new(
-                    stream,
-                    index,
-                    Arc::clone(&worker_loads),
-                ))),
-                Err(error) => {
-                    worker_loads.release(index);
-                    tracing::warn!(worker = index, %error, "dropping a handed-over connection");
-                    None
-                }
-            },
-        ));
-        let signal: ShutdownSignal = Box::pin(async move {
-            while !*shutdown.borrow() {
-                if shutdown.changed().await.is_err() {
-                    break;
-                }
+        let serving: Vec<_> = served
+            .into_iter()
+            .map(|(rx, serve)| {
+                let worker_loads = Arc::clone(&loads);
+                let incoming: Incoming = Box::pin(UnboundedReceiverStream::new(rx).filter_map(
+                    move |std_stream| match tokio::net::TcpStream::from_std(std_stream) {
+                        Ok(stream) => Some(Ok(CountedStream::new(
+                            stream,
+                            index,
+                            Arc::clone(&worker_loads),
+                        ))),
+                        Err(error) => {
+                            worker_loads.release(index);
+                            tracing::warn!(worker = index, %error, "dropping a handed-over connection");
+                            None
+                        }
+                    },
+                ));
+                let mut shutdown = shutdown.clone();
+                let signal: ShutdownSignal = Box::pin(async move {
+                    while !*shutdown.borrow() {
+                        if shutdown.changed().await.is_err() {
+                            break;
+                        }
+                    }
+                });
+                serve(ctx, incoming, signal)
+            })
+            .collect();
+        async move {
+            // Each listener's serving future runs as a task of this worker's runtime (one
+            // thread: they share the core and its thread-locals).
+            let handles: Vec<_> = serving.into_iter().map(tokio::spawn).collect();
+            for handle in handles {
+                let _ = handle.await;
             }
-        });
-        serve(ctx, incoming, signal)
+        }
     };
     if io_uring {
         if let Ok(runtime) = tokio_uring::Runtime::new(&tokio_uring::builder()) {
@@ -241,11 +297,12 @@ fn run_worker(
     }
 }
 
-fn accept_loop(
-    listener: std::net::TcpListener,
-    senders: Vec<mpsc::UnboundedSender<std::net::TcpStream>>,
+/// The acceptor thread: one task per listener on one current-thread runtime.
+fn accept_all(
+    listeners: Vec<std::net::TcpListener>,
+    senders: Vec<Vec<mpsc::UnboundedSender<std::net::TcpStream>>>,
     loads: Arc<Loads>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
     max_connections: usize,
 ) {
     let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -259,6 +316,28 @@ fn accept_loop(
         }
     };
     runtime.block_on(async move {
+        let mut tasks = tokio::task::JoinSet::new();
+        for (listener, senders) in listeners.into_iter().zip(senders) {
+            tasks.spawn(accept_loop(
+                listener,
+                senders,
+                Arc::clone(&loads),
+                shutdown.clone(),
+                max_connections,
+            ));
+        }
+        while tasks.join_next().await.is_some() {}
+    });
+}
+
+async fn accept_loop(
+    listener: std::net::TcpListener,
+    senders: Vec<mpsc::UnboundedSender<std::net::TcpStream>>,
+    loads: Arc<Loads>,
+    mut shutdown: watch::Receiver<bool>,
+    max_connections: usize,
+) {
+    {
         let listener = match tokio::net::TcpListener::from_std(listener) {
             Ok(listener) => listener,
             Err(error) => {
@@ -271,8 +350,8 @@ fn accept_loop(
             // At the limit, leave new connections in the listen backlog, as
             // `server.max_connections` documents: they are served as soon as a slot frees.
             // (Accepting and closing them, as this loop used to, fails clients that would have
-            // been served a moment later.) Only this thread adds load, so the count cannot rise
-            // between this check and the accept below.
+            // been served a moment later.) Only the acceptor thread adds load; with several
+            // listeners the count can pass the limit by at most one connection per listener.
             if loads.total() >= max_connections {
                 if !at_limit {
                     tracing::warn!(
@@ -318,5 +397,5 @@ fn accept_loop(
                 loads.release(worker);
             }
         }
-    });
+    }
 }

@@ -15,6 +15,7 @@ use crate::revocation::RevocationStore;
 use crate::rpc::admin::{AdminApi, AdminToken, admin_api_router};
 use crate::rpc::admin_grpc::RevocationAdminService;
 use crate::rpc::ext_authz::ExtAuthz;
+use crate::rpc::forward_auth::{self, ForwardAuth};
 use crate::rpc::proto::revocation_admin_server::RevocationAdminServer;
 use crate::rpc::proto::verifier_server::VerifierServer;
 use crate::rpc::verifier::VerifierService;
@@ -227,7 +228,18 @@ fn run(
             config.server.admin_listen
         )
     })?;
+    let forward_auth_listener = match config.server.forward_auth_listen {
+        Some(addr) => Some(
+            std::net::TcpListener::bind(addr)
+                .map_err(|e| format!("server.forward_auth_listen: cannot listen on {addr}: {e}"))?,
+        ),
+        None => None,
+    };
     let grpc_addr = grpc_listener.local_addr().map_err(|e| e.to_string())?;
+    let forward_auth_addr = match &forward_auth_listener {
+        Some(listener) => Some(listener.local_addr().map_err(|e| e.to_string())?),
+        None => None,
+    };
     let admin_addr = admin_listener.local_addr().map_err(|e| e.to_string())?;
 
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
@@ -316,14 +328,40 @@ fn run(
             }
         })
     });
-    let running = runtime::start(
+    let mut listeners = vec![runtime::Listener {
+        socket: grpc_listener,
+        serve,
+    }];
+    if let Some(socket) = forward_auth_listener {
+        // Served by the same workers; the latency recorder and audit writer the gRPC serve
+        // installs on each worker thread above record these checks too.
+        let forward_auth = ForwardAuth::new(state.clone());
+        let defaults = forward_auth::Limits::default();
+        let limits = forward_auth::Limits {
+            idle_timeout: Duration::from_secs(config.server.forward_auth_idle_timeout_s),
+            // Room for the longest accepted token beside the other headers.
+            max_header_bytes: defaults
+                .max_header_bytes
+                .max(config.server.max_token_bytes.saturating_add(8 * 1024)),
+            ..defaults
+        };
+        let serve: ServeFn = Arc::new(move |_ctx, incoming, shutdown| {
+            Box::pin(forward_auth::serve(
+                forward_auth.clone(),
+                limits,
+                incoming,
+                shutdown,
+            ))
+        });
+        listeners.push(runtime::Listener { socket, serve });
+    }
+    let running = runtime::start_listeners(
         RuntimeOptions {
             workers: config.server.workers,
             io_uring: config.server.io_uring,
             max_connections: config.server.max_connections,
         },
-        grpc_listener,
-        serve,
+        listeners,
     )
     .map_err(|e| format!("cannot start workers: {e}"))?;
 
@@ -350,6 +388,7 @@ fn run(
     tracing::info!(
         grpc = %grpc_addr,
         admin = %admin_addr,
+        forward_auth = forward_auth_addr.map(|a| a.to_string()),
         workers = running.workers(),
         "verdict serving"
     );
@@ -481,6 +520,9 @@ fn reload(
         Ok(new) => {
             if new.server.grpc_listen != current.server.grpc_listen
                 || new.server.admin_listen != current.server.admin_listen
+                || new.server.forward_auth_listen != current.server.forward_auth_listen
+                || new.server.forward_auth_idle_timeout_s
+                    != current.server.forward_auth_idle_timeout_s
                 || new.server.workers != current.server.workers
                 || new.audit != current.audit
             {

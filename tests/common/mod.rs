@@ -64,6 +64,8 @@ pub struct Server {
     pub grpc: SocketAddr,
     /// The admin HTTP listener.
     pub admin: SocketAddr,
+    /// The forward-auth HTTP listener, when `server.forward_auth_listen` is set.
+    pub forward_auth: Option<SocketAddr>,
     logs: Arc<Mutex<String>>,
     /// The scratch dir holding the config (kept alive with the server).
     pub scratch: Scratch,
@@ -365,6 +367,9 @@ impl Server {
         Server {
             grpc: addr("grpc"),
             admin: addr("admin"),
+            forward_auth: event["forward_auth"]
+                .as_str()
+                .map(|a| a.parse().expect("socket address")),
             child,
             logs,
             scratch,
