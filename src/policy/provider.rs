@@ -738,6 +738,11 @@ pub(super) fn has_scopes(claims: &Map<String, Value>, required: &[String]) -> bo
     required.iter().all(|want| granted.contains(&want.as_str()))
 }
 
+/// Whether `text` starts or ends with a space (what HTTP would strip from a field value).
+fn has_edge_space(text: &str) -> bool {
+    text.starts_with(' ') || text.ends_with(' ')
+}
+
 /// A claim rendered for a header.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Rendered {
@@ -752,7 +757,8 @@ pub enum Rendered {
 /// How a claim becomes a header value, unambiguously and never altered: a string as it is; a
 /// number as its JSON text; `true`/`false`; an array of strings joined with `,` (refused if an
 /// element is empty or holds a comma, which would make two arrays render alike); any other
-/// array or an object as compact JSON; `null` as no header. A value with a control character
+/// array or an object as compact JSON; `null` as no header. A value (or an array element) with
+/// a leading or trailing space is refused, since HTTP strips it. A value with a control character
 /// (Unicode Cc: U+0000–U+001F with TAB, U+007F–U+009F) is refused, never stripped: dropping them could
 /// turn one subject into another.
 pub fn render_header_value(value: &Value) -> Rendered {
@@ -763,14 +769,19 @@ pub fn render_header_value(value: &Value) -> Rendered {
         Value::Number(n) => n.to_string(),
         Value::Array(items) if items.iter().all(Value::is_string) => {
             let parts: Vec<&str> = items.iter().filter_map(Value::as_str).collect();
-            if parts.iter().any(|p| p.is_empty() || p.contains(',')) {
+            if parts
+                .iter()
+                .any(|p| p.is_empty() || p.contains(',') || has_edge_space(p))
+            {
                 return Rendered::Refused;
             }
             parts.join(",")
         }
         other => other.to_string(),
     };
-    if text.chars().any(char::is_control) {
+    // HTTP drops a field value's leading and trailing whitespace, so " admin" would reach the
+    // upstream as "admin".
+    if text.chars().any(char::is_control) || has_edge_space(&text) {
         return Rendered::Refused;
     }
     Rendered::Value(text)
@@ -811,6 +822,10 @@ mod tests {
             (json!("a\r\nx-injected: 1"), Rendered::Refused),
             (json!(["a\nb"]), Rendered::Refused),
             (json!({"k": "a\nb"}), value(r#"{"k":"a\nb"}"#)),
+            (json!(" admin"), Rendered::Refused),
+            (json!("admin "), Rendered::Refused),
+            (json!("ad min"), value("ad min")),
+            (json!(["a", " b"]), Rendered::Refused),
         ] {
             assert_eq!(render_header_value(&claim), want, "{claim}");
         }
