@@ -627,3 +627,55 @@ fn fails_closed_when_verdict_is_down(mode: Mode) {
         );
     }
 }
+
+/// Claim values that cannot stand in a header unchanged (NUL, DEL, TAB, CR, LF inside `sub`)
+/// never reach the upstream as another value, and never as a forged header; non-ASCII values
+/// arrive as they are. Through both modes.
+#[test]
+fn envoy_upstream_sees_only_the_claims_own_values() {
+    for mode in [
+        Mode::Grpc {
+            encode_raw_headers: false,
+        },
+        Mode::Http,
+    ] {
+        let (server, _upstream, envoy) = stack(mode);
+        let tokens = Tokens::new();
+        for (case, sub) in [
+            ("NUL", "ad\u{0}min"),
+            ("DEL", "ad\u{7f}min"),
+            ("TAB", "ad\tmin"),
+            ("CR LF", "alice\r\nx-injected: yes"),
+            ("LF", "alice\nx-injected: yes"),
+            ("leading space", " admin"),
+            ("non-ASCII", "zoë-ünïcode"),
+        ] {
+            let mut claims = common::claims(ISSUER, AUDIENCE, "unused");
+            claims["sub"] = json!(sub);
+            claims["scope"] = json!(SCOPE);
+            let token = format!("Bearer {}", tokens.mint(&claims));
+            let response = envoy.get(&[("authorization", &token), ("x-verdict-sub", "mallory")]);
+            let ctx = || format!("{mode:?} {case}: {}", context(&server, &envoy, &response));
+            assert_eq!(response.status, 200, "{}", ctx());
+            let seen = response.upstream("x-verdict-sub");
+            assert!(
+                seen.iter().all(|v| v.is_empty() || v == sub),
+                "the upstream saw a value other than the claim's own: {seen:?}\n{}",
+                ctx()
+            );
+            assert!(
+                !seen.iter().any(|v| v == "mallory"),
+                "the client's header survived\n{}",
+                ctx()
+            );
+            assert!(
+                response.upstream("x-injected").is_empty(),
+                "a forged header reached the upstream\n{}",
+                ctx()
+            );
+            if case == "non-ASCII" {
+                assert_eq!(seen, [sub], "{}", ctx());
+            }
+        }
+    }
+}
