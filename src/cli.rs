@@ -240,7 +240,8 @@ fn run_engines(args: &EnginesArgs) -> ExitCode {
         .iter()
         .map(|(name, flag)| (*name, flags.contains(flag)))
         .collect();
-    let selection = crate::crypto::select(crate::crypto::EngineChoice::Auto, library.as_deref());
+    let selection =
+        crate::crypto::select(crate::crypto::EngineChoice::Auto, library.as_deref(), true);
     let probes: Vec<Value> = selection
         .probes
         .iter()

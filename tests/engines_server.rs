@@ -127,6 +127,29 @@ async fn auto_measures_and_names_the_batch_sizes() {
 }
 
 #[tokio::test]
+async fn auto_without_the_self_benchmark_takes_batches_of_three() {
+    let library = engines::crypto_mb_library();
+    let runs = engines::crypto_mb().is_some();
+    let server = serve_and_check(&format!(
+        "backend = \"auto\"\nauto_benchmark = false\ncrypto_mb_library = \"{}\"",
+        library.display()
+    ))
+    .await;
+    let logs = server.logs();
+    if runs {
+        assert!(logs.contains("auto_benchmark = false"), "{logs}");
+        assert!(logs.contains("RSA-2048 e=65537: batches of 3+"), "{logs}");
+        for alg in ["RS256", "ES256", "EdDSA"] {
+            assert_eq!(
+                selected(&server, alg, "crypto-mb"),
+                Some(1.0),
+                "{alg}: {logs}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
 async fn a_missing_library_leaves_everything_on_aws_lc() {
     let server = serve_and_check(
         "backend = \"crypto-mb\"\ncrypto_mb_library = \"/nonexistent/libcrypto_mb.so\"",

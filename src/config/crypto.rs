@@ -37,7 +37,7 @@ impl CryptoBackend {
 }
 
 /// `[crypto]`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CryptoConfig {
     /// `backend` (default `"auto"`): `"auto"`, `"aws-lc"` or `"crypto-mb"` (`"openssl"` is
@@ -49,6 +49,21 @@ pub struct CryptoConfig {
     /// are loaded first. A library that is missing or cannot run here is not a config error:
     /// verdict logs why and verifies with aws-lc-rs.
     pub crypto_mb_library: Option<PathBuf>,
+    /// `auto_benchmark` (default true): with `backend = "auto"`, measure crypto_mb against
+    /// aws-lc-rs at start (about 240 ms) to choose from which batch size crypto_mb is used.
+    /// `false` skips it (faster starts) and uses batches of 3 or more, the break-even measured
+    /// on AVX-512 IFMA hosts.
+    pub auto_benchmark: bool,
+}
+
+impl Default for CryptoConfig {
+    fn default() -> Self {
+        CryptoConfig {
+            backend: CryptoBackend::default(),
+            crypto_mb_library: None,
+            auto_benchmark: true,
+        }
+    }
 }
 
 pub(super) fn check_crypto(crypto: &CryptoConfig) -> Result<(), Invalid> {

@@ -511,7 +511,7 @@ mod tests {
                 2,
             ),
             ("audit", format!("[audit]\nzz_unknown = 1\n{PROVIDER}"), 3),
-            ("crypto", format!("[crypto]\nzz_unknown = 1\n{PROVIDER}"), 2),
+            ("crypto", format!("[crypto]\nzz_unknown = 1\n{PROVIDER}"), 3),
             ("top level", format!("zz_unknown = 1\n{PROVIDER}"), 7),
         ];
         for (table, text, count) in tables {

@@ -23,6 +23,11 @@ pub enum EngineChoice {
 /// How long `auto`'s self-benchmark may take, in all.
 pub const AUTO_BENCHMARK_BUDGET: Duration = Duration::from_millis(240);
 
+/// The smallest batch `auto` sends to crypto_mb when the self-benchmark is skipped
+/// (`[crypto] auto_benchmark = false`): the break-even measured on AVX-512 IFMA hosts (one call
+/// of eight costs about as much as three aws-lc-rs verifications; see BENCHMARKS.md, "Engines").
+pub const UNMEASURED_MIN_BATCH: usize = 3;
+
 /// The engine chosen for one algorithm.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AlgorithmEngine {
@@ -70,7 +75,11 @@ impl EngineSelection {
 
 /// Builds the backend for `choice`. Never fails: whatever crypto_mb cannot do is left to
 /// aws-lc-rs, and `notes` says why.
-pub fn select(choice: EngineChoice, crypto_mb_library: Option<&Path>) -> EngineSelection {
+pub fn select(
+    choice: EngineChoice,
+    crypto_mb_library: Option<&Path>,
+    auto_benchmark: bool,
+) -> EngineSelection {
     let aws_lc_only = |notes: Vec<String>, crypto_mb| EngineSelection {
         backend: Arc::new(AwsLcBackend::default()),
         per_algorithm: Algorithm::ALL
@@ -108,7 +117,16 @@ pub fn select(choice: EngineChoice, crypto_mb_library: Option<&Path>) -> EngineS
         })
         .collect();
     let mut calibrations = Vec::new();
-    if choice == EngineChoice::Auto {
+    if choice == EngineChoice::Auto && !auto_benchmark {
+        for family in MbFamily::ALL {
+            if engine.serves(family) {
+                engine.set_min_batch(family, UNMEASURED_MIN_BATCH);
+            }
+        }
+        notes.push(format!(
+            "auto_benchmark = false: crypto_mb takes batches of {UNMEASURED_MIN_BATCH}+ unmeasured"
+        ));
+    } else if choice == EngineChoice::Auto {
         calibrations = engine.calibrate(AUTO_BENCHMARK_BUDGET);
         for measured in &calibrations {
             if measured.min_batch > super::crypto_mb::LANES {
@@ -176,7 +194,11 @@ mod tests {
 
     #[test]
     fn aws_lc_choice_never_loads_crypto_mb() {
-        let selection = select(EngineChoice::AwsLc, Some(Path::new("/nonexistent/lib.so")));
+        let selection = select(
+            EngineChoice::AwsLc,
+            Some(Path::new("/nonexistent/lib.so")),
+            true,
+        );
         assert_eq!(selection.backend.name(), "aws-lc-rs");
         assert!(selection.notes.is_empty());
         assert!(
@@ -191,7 +213,11 @@ mod tests {
     #[test]
     fn a_missing_library_falls_back_with_a_reason() {
         for choice in [EngineChoice::Auto, EngineChoice::CryptoMb] {
-            let selection = select(choice, Some(Path::new("/nonexistent/libcrypto_mb.so")));
+            let selection = select(
+                choice,
+                Some(Path::new("/nonexistent/libcrypto_mb.so")),
+                true,
+            );
             assert_eq!(selection.backend.name(), "aws-lc-rs");
             assert_eq!(selection.notes.len(), 1, "{:?}", selection.notes);
             assert!(
@@ -200,5 +226,23 @@ mod tests {
                 selection.notes
             );
         }
+    }
+
+    /// `auto` between two engines of different speed: crypto_mb takes a batch only from the fill
+    /// where one call beats that many aws-lc-rs verifications, and nothing when it is slower.
+    #[test]
+    fn auto_picks_the_faster_engine_at_each_batch_size() {
+        use super::super::crypto_mb::{LANES, break_even_fill};
+        let single = 10e-6;
+        // One call costs 3.5 single verifications: crypto_mb from 4 jobs on.
+        assert_eq!(break_even_fill(single, 35e-6), 4);
+        // Much faster (a call as cheap as one verification and a bit): from 2.
+        assert_eq!(break_even_fill(single, 11e-6), 2);
+        // Cheaper than one verification: every batch, even alone.
+        assert_eq!(break_even_fill(single, 9e-6), 1);
+        // Slower even full (a call costs more than 8 verifications): never.
+        assert_eq!(break_even_fill(single, 81e-6), LANES + 1);
+        // Exactly even at a fill is not a win: the next fill.
+        assert_eq!(break_even_fill(single, 40e-6), 5);
     }
 }

@@ -63,7 +63,11 @@ fn choose_engines(crypto: &config::CryptoConfig) -> Arc<dyn Backend> {
         // Refused by config validation ("not built yet"); never reached.
         config::CryptoBackend::Openssl => EngineChoice::AwsLc,
     };
-    let selection = engines::select(choice, crypto.crypto_mb_library.as_deref());
+    let selection = engines::select(
+        choice,
+        crypto.crypto_mb_library.as_deref(),
+        crypto.auto_benchmark,
+    );
     for note in &selection.notes {
         if choice == EngineChoice::CryptoMb {
             tracing::warn!(%note, "crypto_mb");

@@ -35,7 +35,7 @@ mod ffi;
 mod probe;
 mod probe_vectors;
 
-pub use probe::Calibration;
+pub use probe::{Calibration, break_even_fill};
 
 use super::{AwsLcBackend, Backend, PrepareError, PreparedKey, VerifyJob};
 use crate::jose::{Algorithm, Curve, KeyMaterial, Reject};

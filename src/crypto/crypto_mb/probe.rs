@@ -18,6 +18,15 @@ pub struct Calibration {
     pub min_batch: usize,
 }
 
+/// The smallest fill at which one library call (`per_call` seconds, whatever its fill) costs
+/// less than verifying that many jobs one by one with aws-lc-rs (`single` seconds each);
+/// `LANES + 1` when not even a full call does.
+pub fn break_even_fill(single: f64, per_call: f64) -> usize {
+    (1..=LANES)
+        .find(|fill| per_call < single * *fill as f64)
+        .unwrap_or(LANES + 1)
+}
+
 impl CryptoMbBackend {
     /// Measures, per served family, aws-lc-rs's single verification against one crypto_mb
     /// call of eight, for about `budget` in all, and sets each family's smallest batch to the
@@ -62,10 +71,7 @@ impl CryptoMbBackend {
                 Box::new(|| self.run_chunk(family, &jobs, &mut answers)),
                 LANES,
             );
-            let per_call = per_op * LANES as f64;
-            let min_batch = (1..=LANES)
-                .find(|fill| per_call < single * *fill as f64)
-                .unwrap_or(LANES + 1);
+            let min_batch = break_even_fill(single, per_op * LANES as f64);
             self.set_min_batch(family, min_batch);
             out.push(Calibration {
                 family,
