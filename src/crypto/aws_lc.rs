@@ -123,11 +123,7 @@ impl Backend for AwsLcBackend {
                 Prepared::Hmac(Box::new(hmac::Key::new(hmac_alg, k)))
             }
         };
-        Ok(PreparedKey {
-            alg,
-            inner,
-            mb: None,
-        })
+        Ok(PreparedKey::new(alg, inner, None))
     }
 
     #[inline]

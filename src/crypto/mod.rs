@@ -18,12 +18,35 @@ pub use crypto_mb::{CryptoMbBackend, CryptoMbError, CryptoMbOptions, MbFamily};
 pub use select::{EngineChoice, EngineSelection, select};
 
 /// A key ready for verification: parsed once when the key set loads, never per request.
-pub struct PreparedKey {
+/// Cheap to clone (shared), so a per-core batch can hold keys from several requests' snapshots.
+#[derive(Clone)]
+pub struct PreparedKey(std::sync::Arc<KeyParts>);
+
+/// What a [`PreparedKey`] holds.
+pub struct KeyParts {
     alg: Algorithm,
     inner: Prepared,
     /// The key's crypto_mb form, when it was prepared by that engine for a family it serves.
     /// `inner` is always there too: every engine can fall back to aws-lc-rs.
     mb: Option<crypto_mb::MbKey>,
+}
+
+impl std::ops::Deref for PreparedKey {
+    type Target = KeyParts;
+    fn deref(&self) -> &KeyParts {
+        &self.0
+    }
+}
+
+impl PreparedKey {
+    fn new(alg: Algorithm, inner: Prepared, mb: Option<crypto_mb::MbKey>) -> PreparedKey {
+        PreparedKey(std::sync::Arc::new(KeyParts { alg, inner, mb }))
+    }
+
+    /// Whether two handles are the same prepared key.
+    pub fn same(&self, other: &PreparedKey) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0)
+    }
 }
 
 /// Engine-specific prepared material. Private so that a key can only be built by a backend.
@@ -137,6 +160,14 @@ pub trait Backend: Send + Sync {
 
     /// Verifies one signature. `Err(Reject::BadSignature)` when it does not verify.
     fn verify(&self, key: &PreparedKey, message: &[u8], signature: &[u8]) -> Result<(), Reject>;
+
+    /// The per-core batch class a signature under `key` joins (see `runtime::batcher`), when
+    /// this engine verifies such keys faster several at a time and answers each job of a batch
+    /// on its own; `None` (the default): verify alone.
+    fn batch_class(&self, key: &PreparedKey) -> Option<u32> {
+        let _ = key;
+        None
+    }
 
     /// Verifies many signatures; `results[i]` answers `jobs[i]`. The default is a loop; engines
     /// with real batching override it. Every result must equal what [`Backend::verify`] gives,

@@ -7,6 +7,7 @@
 //! reactor either way. No work-stealing runtime is on the request path.
 
 pub mod balance;
+pub mod batcher;
 pub mod conn;
 pub mod ed25519_batcher;
 pub mod placement;

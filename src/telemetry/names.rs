@@ -184,6 +184,9 @@ pub mod labels {
     pub const VALID: &str = "valid";
     /// `result` value of a signature batch with at least one signature that did not verify.
     pub const INVALID: &str = "invalid";
+    /// `result` value of a batch handed to an engine that answers each signature on its own
+    /// (crypto_mb).
+    pub const ENGINE_BATCH: &str = "engine";
     /// `result` value of a signature "batch" of one, checked alone.
     pub const SINGLE: &str = "single";
     /// `result` value of a signature batch not attempted because a recent one failed on the

@@ -687,9 +687,13 @@ impl Backend for CryptoMbBackend {
 
     fn prepare(&self, material: &KeyMaterial, alg: Algorithm) -> Result<PreparedKey, PrepareError> {
         // aws-lc-rs validates the key (and keeps its form for the fallback path) first.
-        let mut key = self.fallback.prepare(material, alg)?;
-        key.mb = self.mb_form(material, alg);
-        Ok(key)
+        let key = self.fallback.prepare(material, alg)?;
+        let mb = self.mb_form(material, alg);
+        // Just made, so not shared yet: the crypto_mb form joins it in place.
+        match std::sync::Arc::try_unwrap(key.0) {
+            Ok(parts) => Ok(PreparedKey::new(parts.alg, parts.inner, mb)),
+            Err(shared) => Ok(PreparedKey(shared)),
+        }
     }
 
     fn verify(&self, key: &PreparedKey, message: &[u8], signature: &[u8]) -> Result<(), Reject> {
@@ -704,6 +708,12 @@ impl Backend for CryptoMbBackend {
         let mut results = Vec::with_capacity(1);
         self.verify_batch(std::slice::from_ref(&job), &mut results);
         results.pop().unwrap_or(Err(Reject::BadSignature))
+    }
+
+    fn batch_class(&self, key: &PreparedKey) -> Option<u32> {
+        // Only families a library call serves and that are worth batching at all.
+        let family = key_family(key)?;
+        (self.serves(family) && self.min_batch(family) <= LANES).then(|| family.index() as u32)
     }
 
     fn verify_batch(&self, jobs: &[VerifyJob<'_>], results: &mut Vec<Result<(), Reject>>) {
