@@ -358,5 +358,7 @@ async fn private_key_jwt_clients_introspect_with_rsa_and_p256_assertions() {
         "{}",
         server.metrics_text()
     );
-    assert!(oidc.logs().contains("invalid_client"), "{}", oidc.logs());
+    // The provider's log line may land a moment after its answer.
+    let logs = oidc.wait_for_log("invalid_client", Duration::from_secs(5));
+    assert!(logs.contains("invalid_client"), "{logs}");
 }

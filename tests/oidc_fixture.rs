@@ -461,8 +461,11 @@ fn private_key_jwt_client_introspects_the_secret_clients_tokens() {
         &idp.introspect_with_assertion(&opaque, &assertion),
         "replayed assertion",
     );
-    // The 401 bodies are generic; the provider logs why.
-    let logs = idp.logs();
+    // The 401 bodies are generic; the provider logs why (the last line may still be in the pipe).
+    let logs = idp.wait_for_log(
+        "client assertion tokens must only be used once",
+        std::time::Duration::from_secs(5),
+    );
     assert!(
         logs.contains("introspection.error: invalid_client"),
         "{logs}"

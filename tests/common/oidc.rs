@@ -331,6 +331,20 @@ typ = "at+jwt"
         self.logs.lock().expect("logs lock").clone()
     }
 
+    /// Waits (at most `timeout`) until the provider's output contains `needle`: its log lines
+    /// are read from a pipe and may land a moment after the HTTP answer. Returns the output
+    /// either way.
+    pub fn wait_for_log(&self, needle: &str, timeout: std::time::Duration) -> String {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let logs = self.logs();
+            if logs.contains(needle) || std::time::Instant::now() >= deadline {
+                return logs;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
     /// The listening address (127.0.0.1:PORT).
     pub fn addr(&self) -> SocketAddr {
         self.addr
