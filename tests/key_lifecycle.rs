@@ -197,12 +197,19 @@ async fn no_valid_request_fails_across_a_rotation() {
         failed.extend(f);
     }
     assert!(ok > 100, "only {ok} checks ran");
+    let denials: Vec<String> = server
+        .metrics_text()
+        .lines()
+        .filter(|l| l.starts_with("verdict_checks_total") && l.contains("deny"))
+        .map(str::to_owned)
+        .collect();
     assert!(
         failed.is_empty(),
-        "{} of {} valid checks failed across the rotation; first: {}",
+        "{} of {} valid checks failed across the rotation; first: {}\ndenials: {denials:?}\n{}",
         failed.len(),
         ok + failed.len() as u64,
-        failed[0]
+        failed[0],
+        oidc.logs()
     );
 }
 

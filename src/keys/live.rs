@@ -19,7 +19,7 @@ use crate::telemetry::names::{self, labels};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::{Notify, watch};
 
@@ -108,6 +108,8 @@ pub struct LiveSource {
     /// Counts finished fetches; a waiter sees it change once the fetch it waited for is done
     /// and its outcome is published.
     done: watch::Sender<u64>,
+    /// The generation of the key set last published (after it is in the providers snapshot).
+    published: AtomicU64,
     epoch: Instant,
 }
 
@@ -130,6 +132,7 @@ impl LiveSource {
             wake: Notify::new(),
             in_flight: AtomicBool::new(false),
             done: watch::Sender::new(0),
+            published: AtomicU64::new(0),
             epoch: Instant::now(),
         }
     }
@@ -152,6 +155,12 @@ impl LiveSource {
             )
             .increment(1);
         };
+        // A fetch that finished after this check loaded its snapshot may already have brought
+        // the key: decide again on the newer set rather than wait for (or be refused) another.
+        if self.published.load(Ordering::Acquire) > generation {
+            count("newer");
+            return KidMiss::Refetched;
+        }
         if self.absent.contains(kid, generation) {
             count("remembered");
             return KidMiss::Deny;
@@ -418,6 +427,9 @@ impl SourceTask {
                 labels::RESULT => result
             )
             .increment(1);
+            self.live
+                .published
+                .fetch_max(self.state.generation, Ordering::AcqRel);
             self.live.in_flight.store(false, Ordering::Release);
             self.live.done.send_modify(|n| *n = n.wrapping_add(1));
             next = tokio::time::Instant::now() + wait;
