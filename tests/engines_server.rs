@@ -9,30 +9,7 @@ mod venv;
 
 use common::*;
 use envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
-use envoy_types::pb::envoy::service::auth::v3::{
-    AttributeContext, CheckRequest, attribute_context,
-};
 use std::time::Duration;
-
-fn check_request(token: &str) -> CheckRequest {
-    let headers = [("authorization".to_owned(), format!("Bearer {token}"))]
-        .into_iter()
-        .collect();
-    CheckRequest {
-        attributes: Some(AttributeContext {
-            request: Some(attribute_context::Request {
-                http: Some(attribute_context::HttpRequest {
-                    method: "GET".into(),
-                    path: "/orders".into(),
-                    headers,
-                    ..Default::default()
-                }),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }),
-    }
-}
 
 /// Starts verdict with `crypto` as its `[crypto]` table and checks one good and one forged
 /// RS256 token. Returns the server for further looks at its logs and metrics.
@@ -54,13 +31,13 @@ async fn serve_and_check(crypto: &str) -> Server {
         .await
         .expect("connect");
     let ok = client
-        .check(check_request(&token))
+        .check(bearer_check(&token))
         .await
         .expect("check")
         .into_inner();
     assert_eq!(ok.status.expect("status").code, 0, "{}", server.logs());
     let denied = client
-        .check(check_request(&forged))
+        .check(bearer_check(&forged))
         .await
         .expect("check")
         .into_inner();

@@ -10,7 +10,6 @@
 
 use super::provider::{Allowed, Decision, Denied, Providers, token_header};
 use crate::jose::{Header, Reject};
-use serde_json::Value;
 use std::sync::Arc;
 
 /// A positive answer and what decides whether it still stands.
@@ -87,11 +86,6 @@ impl CachedAllow {
         };
         provider.keys_generation == self.keys_generation
             || provider.keys.has_fingerprint(self.key_fingerprint)
-    }
-
-    /// A string claim of the verified token (`jti`, `sub`, `sid`), for revocation.
-    pub fn claim_str(&self, name: &str) -> Option<&str> {
-        self.allowed.claims.get(name).and_then(Value::as_str)
     }
 }
 

@@ -90,9 +90,9 @@ impl Answers {
         self.digester.digest(source, token.as_bytes())
     }
 
-    /// [`Answers::get`] without counting a miss (a second look within one lookup); a hit
-    /// counts.
-    fn peek(&self, key: CacheKey, providers: &Providers, now: u64) -> Option<Decision> {
+    /// The verified cache's answer for `key`, if it still stands; a hit is counted, a miss is
+    /// not (callers count misses where a lookup ends).
+    fn verified_hit(&self, key: CacheKey, providers: &Providers, now: u64) -> Option<Decision> {
         let verified = self.verified.as_ref()?;
         let hit = verified.get_with(key, now, |entry| {
             let cached = entry.value();
@@ -108,16 +108,9 @@ impl Answers {
 
     /// A stored answer for `key` that still stands on `providers` at `now`.
     pub fn get(&self, key: CacheKey, providers: &Providers, now: u64) -> Option<Decision> {
-        if let Some(verified) = &self.verified {
-            let hit = verified.get_with(key, now, |entry| {
-                let cached = entry.value();
-                cached
-                    .stands(providers)
-                    .then(|| Decision::Allow(std::sync::Arc::clone(&cached.allowed)))
-            });
-            if hit.is_some() {
-                self.verified_metrics.hit.increment(1);
-                return hit;
+        if self.verified.is_some() {
+            if let Some(decision) = self.verified_hit(key, providers, now) {
+                return Some(decision);
             }
             self.verified_metrics.miss.increment(1);
         }
@@ -148,7 +141,7 @@ impl Answers {
             Some(Flight::Leader(leader)) => {
                 // A previous leader may have stored its answer and left between the miss above
                 // and this join: look once more so it is not verified twice.
-                match self.peek(key, providers, now) {
+                match self.verified_hit(key, providers, now) {
                     Some(decision) => Lookup::Hit(decision),
                     None => Lookup::Miss(key, Some(leader)),
                 }
