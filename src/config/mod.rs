@@ -349,6 +349,7 @@ mod tests {
         assert_eq!(s.forward_auth_idle_timeout_s, 7200);
         assert_eq!(s.workers, 4);
         assert_eq!(s.max_connection_age_s, 600);
+        assert_eq!(s.grpc_max_concurrent_streams, 16);
         assert_eq!(s.max_connections, 20_000);
         assert_eq!(s.drain_timeout_s, 5);
         assert!(!s.io_uring);
@@ -500,7 +501,7 @@ mod tests {
             (
                 "server",
                 format!("[server]\nzz_unknown = 1\n{PROVIDER}"),
-                13,
+                14,
             ),
             ("admin", format!("[admin]\nzz_unknown = 1\n{PROVIDER}"), 2),
             ("providers", provider_with("zz_unknown = 1"), 35),

@@ -37,6 +37,12 @@ pub struct ServerConfig {
     /// `max_connection_age_s` (default 300): after this many seconds a connection is sent a
     /// GOAWAY so clients reconnect and rebalance across workers; 0 = unlimited.
     pub max_connection_age_s: u64,
+    /// `grpc_max_concurrent_streams` (default 200): the `SETTINGS_MAX_CONCURRENT_STREAMS`
+    /// verdict advertises on the gRPC listener. Envoy opens another connection to its ext_authz
+    /// cluster when every stream of its connections is busy, and each new connection is given
+    /// to the least-loaded worker, so a smaller value spreads one gateway over more workers;
+    /// grpc-go and tonic clients queue calls instead. 1 to 2^31 - 1.
+    pub grpc_max_concurrent_streams: u32,
     /// `max_connections` (default 10000): open connections accepted across all workers; further
     /// connections wait in the listen backlog. At least 1.
     pub max_connections: usize,
@@ -68,6 +74,7 @@ impl Default for ServerConfig {
             forward_auth_idle_timeout_s: 3700,
             workers: 0,
             max_connection_age_s: 300,
+            grpc_max_concurrent_streams: 200,
             max_connections: 10_000,
             drain_timeout_s: 10,
             io_uring: true,
@@ -155,6 +162,18 @@ pub(super) fn check_server(server: &ServerConfig) -> Result<(), Invalid> {
         return Err(invalid(
             "server.forward_auth_idle_timeout_s",
             "must be at least 1",
+        ));
+    }
+    if server.grpc_max_concurrent_streams == 0
+        || server.grpc_max_concurrent_streams > i32::MAX as u32
+    {
+        return Err(invalid(
+            "server.grpc_max_concurrent_streams",
+            format!(
+                "must be between 1 and {}, got {}",
+                i32::MAX,
+                server.grpc_max_concurrent_streams
+            ),
         ));
     }
     if server.max_connections == 0 {

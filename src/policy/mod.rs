@@ -13,9 +13,9 @@ pub mod provider;
 pub use cached::{CachedAllow, CachedDeny};
 pub use introspection::PendingIntrospection;
 pub use provider::{
-    Allowed, CredentialSource, Deciding, Decision, Denied, Failed, Judged, PendingDecision,
-    PendingJudgment, Provider, Providers, RequestView, Selector, decide_begin, judge_batch,
-    judge_begin, revocation_keys,
+    Allowed, CredentialSource, Deciding, Decision, Denied, Failed, HeaderLookup, Judged,
+    PendingDecision, PendingJudgment, Provider, Providers, RequestView, Selector, decide_begin,
+    judge_batch, judge_begin, revocation_keys,
 };
 
 use crate::crypto::{Backend, PreparedKey, VerifyJob};

@@ -37,19 +37,40 @@ impl Default for CredentialSource {
     }
 }
 
+/// Request headers as the decision reads them: by lowercase name, one value per name (a
+/// protocol layer that received a name more than once joins the values first, as Envoy does).
+/// A trait so each protocol hands over what it decoded without copying it into a map.
+pub trait HeaderLookup: Sync {
+    /// The value of the header named `lowercase_name`, if the request carried it.
+    fn header(&self, lowercase_name: &str) -> Option<&str>;
+}
+
+impl HeaderLookup for HashMap<String, String> {
+    fn header(&self, lowercase_name: &str) -> Option<&str> {
+        self.get(lowercase_name).map(String::as_str)
+    }
+}
+
 /// The parts of an HTTP request the decision reads.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct RequestView<'a> {
-    /// Request headers with lowercase names.
-    pub headers: &'a HashMap<String, String>,
+    /// Request headers.
+    pub headers: &'a dyn HeaderLookup,
     /// The request path, possibly with a query string.
     pub path: &'a str,
+}
+
+impl std::fmt::Debug for RequestView<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Neither headers nor path: either can carry the credential.
+        f.debug_struct("RequestView").finish_non_exhaustive()
+    }
 }
 
 impl CredentialSource {
     /// Finds the token in a request: the header first, then the cookie, then the query.
     pub fn extract<'a>(&self, request: &RequestView<'a>) -> Option<&'a str> {
-        if let Some(value) = request.headers.get(&self.header)
+        if let Some(value) = request.headers.header(&self.header)
             && let Some(token) = strip_scheme(value, &self.scheme)
         {
             return Some(token);
@@ -57,7 +78,7 @@ impl CredentialSource {
         if let Some(cookie_name) = &self.cookie
             && let Some(token) = request
                 .headers
-                .get("cookie")
+                .header("cookie")
                 .and_then(|cookies| find_cookie(cookies, cookie_name))
         {
             return Some(token);
@@ -312,6 +333,10 @@ pub struct Allowed {
     /// What the token can be revoked by, hashed once here so every later check (cached
     /// answers included) is a few hash probes.
     pub revocable: RevocationKeys,
+    /// The protocol layer's encoded answer for this token, made on first use and then written
+    /// as stored by every request that gets this `Allowed` (cache hits included), so headers
+    /// are rendered and encoded once per token, not once per request.
+    pub encoded_answer: std::sync::OnceLock<bytes::Bytes>,
 }
 
 /// A denied request.
@@ -703,6 +728,7 @@ pub(super) fn allow(
         expires_at,
         metadata,
         revocable,
+        encoded_answer: std::sync::OnceLock::new(),
     }))
 }
 

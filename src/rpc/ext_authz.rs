@@ -20,7 +20,10 @@ use envoy_types::pb::google::rpc::Status as RpcStatus;
 use serde_json::{Map, Value};
 use std::borrow::Cow;
 
+use super::check_wire::framed_message;
+use bytes::Bytes;
 use std::collections::HashMap;
+use std::sync::LazyLock;
 use std::time::Instant;
 use tonic::{Request, Response, Status};
 
@@ -50,7 +53,7 @@ impl ExtAuthz {
     pub async fn decide(&self, request: &CheckRequest) -> Decision {
         let (headers, path) = request_headers(request);
         let view = RequestView {
-            headers: &headers,
+            headers: &*headers,
             path,
         };
         self.state.decide(&view).await
@@ -87,29 +90,71 @@ fn request_headers(request: &CheckRequest) -> (Cow<'_, HashMap<String, String>>,
     }
 }
 
+impl ExtAuthz {
+    /// Decides one request and records it (metrics, latency, audit): the one path both the
+    /// lean wire handler ([`super::grpc_server`]) and the tonic service take.
+    pub async fn judge(&self, view: &RequestView<'_>) -> Decision {
+        let started = Instant::now();
+        let decision = self.state.decide(view).await;
+        let elapsed = started.elapsed();
+        super::observe::record_check(&decision, elapsed);
+        if crate::telemetry::audit::auditing() {
+            // The credential as the current providers read it (the one just judged).
+            let providers = self.state.providers.load();
+            let token = providers.credential_at(view).map(|(token, _)| token);
+            super::observe::audit_check(&decision, token, elapsed);
+        }
+        decision
+    }
+}
+
 #[tonic::async_trait]
 impl Authorization for ExtAuthz {
     async fn check(
         &self,
         request: Request<CheckRequest>,
     ) -> Result<Response<CheckResponse>, Status> {
-        let started = Instant::now();
         let (headers, path) = request_headers(request.get_ref());
         let view = RequestView {
-            headers: &headers,
+            headers: &*headers,
             path,
         };
-        let decision = self.state.decide(&view).await;
-        let response = render(&decision);
-        let elapsed = started.elapsed();
-        super::observe::record_check(&decision, elapsed);
-        if crate::telemetry::audit::auditing() {
-            // The credential as the current providers read it (the one just judged).
-            let providers = self.state.providers.load();
-            let token = providers.credential_at(&view).map(|(token, _)| token);
-            super::observe::audit_check(&decision, token, elapsed);
+        let decision = self.judge(&view).await;
+        Ok(Response::new(render(&decision)))
+    }
+}
+
+/// The answer to `decision` as gRPC frame bytes: an allow's is encoded once and kept with its
+/// (possibly cached) `Allowed`; the three deny answers are encoded once per process.
+pub fn answer_frame(decision: &Decision) -> Bytes {
+    static DENY_FRAMES: LazyLock<[Bytes; 3]> = LazyLock::new(|| {
+        [
+            Reject::InsufficientScope,
+            Reject::MissingCredential,
+            Reject::Expired,
+        ]
+        .map(|reason| {
+            framed_message(&render(&Decision::Deny(
+                crate::policy::Denied { reason, alg: None },
+                None,
+            )))
+        })
+    });
+    match decision {
+        Decision::Allow(allowed) => allowed
+            .encoded_answer
+            .get_or_init(|| framed_message(&render(decision)))
+            .clone(),
+        Decision::Deny(denied, _) => {
+            let index = if denied.reason.is_forbidden() {
+                0
+            } else if denied.reason == Reject::MissingCredential {
+                1
+            } else {
+                2
+            };
+            DENY_FRAMES.get(index).cloned().unwrap_or_default()
         }
-        Ok(Response::new(response))
     }
 }
 

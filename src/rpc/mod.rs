@@ -8,8 +8,10 @@
 pub mod admin;
 pub mod admin_grpc;
 pub mod answers;
+pub mod check_wire;
 pub mod ext_authz;
 pub mod forward_auth;
+pub mod grpc_server;
 pub mod observe;
 pub mod verifier;
 

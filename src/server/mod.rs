@@ -294,7 +294,13 @@ fn run(
         clock: system_clock,
     };
 
-    let max_age = config.server.max_connection_age_s;
+    let grpc_options = crate::rpc::grpc_server::GrpcOptions {
+        keepalive_interval: Duration::from_secs(30),
+        max_connection_age: (config.server.max_connection_age_s > 0)
+            .then(|| Duration::from_secs(config.server.max_connection_age_s)),
+        max_connection_age_grace: Duration::from_secs(10),
+        max_concurrent_streams: config.server.grpc_max_concurrent_streams,
+    };
     let serve_state = state.clone();
     let serve_admin = admin_api.clone();
     let serve_audit = audit.clone();
@@ -307,30 +313,22 @@ fn run(
                 None => tracing::error!(worker = ctx.index, "no audit writer for this worker"),
             }
         }
-        let mut builder = tonic::transport::Server::builder()
-            .accept_http1(false)
-            .http2_keepalive_interval(Some(Duration::from_secs(30)));
-        if max_age > 0 {
-            builder = builder
-                .max_connection_age(Duration::from_secs(max_age))
-                .max_connection_age_grace(Duration::from_secs(10));
-        }
-        let router = builder
-            .add_service(AuthorizationServer::new(ExtAuthz::new(serve_state.clone())))
-            .add_service(VerifierServer::new(VerifierService::new(
-                serve_state.clone(),
-            )))
-            .add_service(RevocationAdminService::server(serve_admin.clone()))
-            .add_service(health_service.clone())
-            .add_service(reflection.clone());
-        Box::pin(async move {
-            if let Err(error) = router
-                .serve_with_incoming_shutdown(incoming, shutdown)
-                .await
-            {
-                tracing::error!(worker = ctx.index, %error, "worker stopped with an error");
-            }
-        })
+        let routes = tonic::service::Routes::new(AuthorizationServer::new(ExtAuthz::new(
+            serve_state.clone(),
+        )))
+        .add_service(VerifierServer::new(VerifierService::new(
+            serve_state.clone(),
+        )))
+        .add_service(RevocationAdminService::server(serve_admin.clone()))
+        .add_service(health_service.clone())
+        .add_service(reflection.clone());
+        Box::pin(crate::rpc::grpc_server::serve(
+            ExtAuthz::new(serve_state.clone()),
+            routes,
+            grpc_options,
+            incoming,
+            shutdown,
+        ))
     });
     let mut listeners = vec![runtime::Listener {
         socket: grpc_listener,
@@ -528,10 +526,13 @@ fn reload(
                 || new.server.forward_auth_idle_timeout_s
                     != current.server.forward_auth_idle_timeout_s
                 || new.server.workers != current.server.workers
+                || new.server.grpc_max_concurrent_streams
+                    != current.server.grpc_max_concurrent_streams
+                || new.server.max_connection_age_s != current.server.max_connection_age_s
                 || new.audit != current.audit
             {
                 tracing::warn!(
-                    "reload: listener addresses, workers and [audit] only change on restart; keeping the running ones"
+                    "reload: listener settings, workers and [audit] only change on restart; keeping the running ones"
                 );
             }
             let previous = state.providers.load_full();
