@@ -3,6 +3,11 @@
 
 use clap::Parser;
 
+/// mimalloc when built with `--features mimalloc` (see Cargo.toml); else the system allocator.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     verdict::cli::run(verdict::cli::Cli::parse())
 }

@@ -10,6 +10,67 @@ use std::time::Duration;
 
 thread_local! {
     static LATENCY: RefCell<Option<LatencyRecorder>> = const { RefCell::new(None) };
+    /// This worker's `verdict_checks_total` series, resolved once each: looking a labelled
+    /// counter up in the registry on every check costs a key allocation and a shared lock.
+    static CHECK_COUNTERS: RefCell<Vec<CheckCounter>> = const { RefCell::new(Vec::new()) };
+}
+
+/// One `verdict_checks_total` series and its handle.
+struct CheckCounter {
+    result: &'static str,
+    reason: &'static str,
+    alg: &'static str,
+    provider: Box<str>,
+    counter: metrics::Counter,
+}
+
+/// Series kept per worker; past this many (a config with very many providers) the rest are
+/// looked up in the registry on each check.
+const MAX_CHECK_COUNTERS: usize = 512;
+
+fn count_check(result: &'static str, reason: &'static str, provider: &str, alg: &'static str) {
+    let counted = CHECK_COUNTERS.with(|cache| {
+        let Ok(mut cache) = cache.try_borrow_mut() else {
+            return false;
+        };
+        if let Some(known) = cache.iter().find(|c| {
+            c.reason == reason && c.result == result && c.alg == alg && *c.provider == *provider
+        }) {
+            known.counter.increment(1);
+            return true;
+        }
+        if cache.len() >= MAX_CHECK_COUNTERS {
+            return false;
+        }
+        let counter = checks_counter(result, reason, provider, alg);
+        counter.increment(1);
+        cache.push(CheckCounter {
+            result,
+            reason,
+            alg,
+            provider: provider.into(),
+            counter,
+        });
+        true
+    });
+    if !counted {
+        checks_counter(result, reason, provider, alg).increment(1);
+    }
+}
+
+fn checks_counter(
+    result: &'static str,
+    reason: &'static str,
+    provider: &str,
+    alg: &'static str,
+) -> metrics::Counter {
+    metrics::counter!(
+        names::CHECKS_TOTAL,
+        "result" => result,
+        "reason" => reason,
+        "provider" => provider.to_owned(),
+        "alg" => alg,
+    )
 }
 
 /// Gives the current (worker) thread its latency recorder.
@@ -33,14 +94,7 @@ pub fn record_check(decision: &Decision, elapsed: Duration) {
             denied.alg.map_or("", |a| a.name()),
         ),
     };
-    metrics::counter!(
-        names::CHECKS_TOTAL,
-        "result" => result,
-        "reason" => reason,
-        "provider" => provider.to_owned(),
-        "alg" => alg,
-    )
-    .increment(1);
+    count_check(result, reason, provider, alg);
     LATENCY.with(|slot| {
         if let Ok(mut slot) = slot.try_borrow_mut()
             && let Some(recorder) = slot.as_mut()
