@@ -170,6 +170,16 @@ impl Envoy {
     /// waits until it is ready and its listener's port is known. `encode_raw_headers` is the
     /// ext_authz filter's setting of that name.
     fn start(verdict: SocketAddr, upstream: SocketAddr, mode: Mode) -> Envoy {
+        Envoy::start_with(verdict, upstream, mode, "{}")
+    }
+
+    /// [`Envoy::start`] with the verdict cluster's `http2_protocol_options` (gRPC mode).
+    fn start_with(
+        verdict: SocketAddr,
+        upstream: SocketAddr,
+        mode: Mode,
+        http2_protocol_options: &str,
+    ) -> Envoy {
         let envoy = venv::envoy();
         let version = envoy_version(&envoy);
         assert!(
@@ -186,9 +196,12 @@ impl Envoy {
         let config = template
             .replace("@VERDICT_PORT@", &verdict.port().to_string())
             .replace("@UPSTREAM_PORT@", &upstream.port().to_string())
-            .replace("@ENCODE_RAW_HEADERS@", &encode_raw_headers.to_string());
+            .replace("@ENCODE_RAW_HEADERS@", &encode_raw_headers.to_string())
+            .replace("@HTTP2_PROTOCOL_OPTIONS@", http2_protocol_options);
         assert!(
-            !config.contains("_PORT@") && !config.contains("_HEADERS@"),
+            !config.contains("_PORT@")
+                && !config.contains("_HEADERS@")
+                && !config.contains("_OPTIONS@"),
             "unreplaced placeholder:\n{config}"
         );
         let scratch = Scratch::new("envoy");
@@ -678,4 +691,57 @@ fn envoy_upstream_sees_only_the_claims_own_values() {
             }
         }
     }
+}
+
+#[test]
+fn a_small_stream_limit_makes_one_envoy_worker_reach_every_verdict_worker() {
+    // One Envoy worker opens one connection to its ext_authz cluster, and another only when
+    // every stream of its connections is busy; verdict hands each new connection to its
+    // least-loaded worker. With two streams per connection, concurrent requests through one
+    // Envoy worker must end up on both verdict workers. The limit is set on both sides, as the
+    // README says: Envoy sends a new connection's first streams before it has read verdict's
+    // SETTINGS, and streams over verdict's limit are refused (ext_authz then answers 403).
+    let config = format!(
+        "[server]\ngrpc_listen = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\nworkers = 2\n\
+         grpc_max_concurrent_streams = 2\n\n{}",
+        provider()
+    );
+    let server = Server::start(&config, &[("jwks.json", &example_jwks())]);
+    let upstream = Upstream::start();
+    let envoy = Envoy::start_with(
+        server.grpc,
+        upstream.addr,
+        Mode::Grpc {
+            encode_raw_headers: false,
+        },
+        "{ max_concurrent_streams: 2 }",
+    );
+    let authorization = format!("Bearer {}", Tokens::new().valid("alice"));
+    let on_worker = |worker: &str| {
+        server
+            .metric_where("verdict_worker_connections", &[("worker", worker)])
+            .unwrap_or(0.0)
+    };
+    let mut bursts = 0;
+    while bursts < 10 && (on_worker("0") < 1.0 || on_worker("1") < 1.0) {
+        bursts += 1;
+        std::thread::scope(|scope| {
+            for _ in 0..16 {
+                scope.spawn(|| {
+                    for _ in 0..5 {
+                        let response = envoy.get(&[("authorization", authorization.as_str())]);
+                        assert_eq!(response.status, 200, "{}", envoy.logs());
+                    }
+                });
+            }
+        });
+    }
+    assert!(
+        on_worker("0") >= 1.0 && on_worker("1") >= 1.0,
+        "after {bursts} bursts of 16 concurrent requests, Envoy's connections are on workers \
+         0: {} and 1: {}\n{}",
+        on_worker("0"),
+        on_worker("1"),
+        server.metrics_text()
+    );
 }

@@ -40,8 +40,9 @@ pub struct ServerConfig {
     /// `grpc_max_concurrent_streams` (default 200): the `SETTINGS_MAX_CONCURRENT_STREAMS`
     /// verdict advertises on the gRPC listener. Envoy opens another connection to its ext_authz
     /// cluster when every stream of its connections is busy, and each new connection is given
-    /// to the least-loaded worker, so a smaller value spreads one gateway over more workers;
-    /// grpc-go and tonic clients queue calls instead. 1 to 2^31 - 1.
+    /// to the least-loaded worker, so a smaller value spreads one gateway over more workers
+    /// (set the same limit on Envoy's cluster: streams over it are refused); grpc-go and tonic
+    /// clients queue calls instead. 1 to 2^31 - 1.
     pub grpc_max_concurrent_streams: u32,
     /// `max_connections` (default 10000): open connections accepted across all workers; further
     /// connections wait in the listen backlog. At least 1.
