@@ -16,7 +16,7 @@
 use super::check_wire::{CheckView, unframe};
 use super::ext_authz::{ExtAuthz, answer_frame};
 use crate::policy::RequestView;
-use crate::runtime::{Incoming, ShutdownSignal};
+use crate::runtime::{Incoming, ShutdownSignal, conn};
 use bytes::{Buf, Bytes, BytesMut};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Either};
@@ -37,6 +37,10 @@ pub const CHECK_PATH: &str = "/envoy.service.auth.v3.Authorization/Check";
 /// Largest `CheckRequest` accepted (tonic's default decode limit): Envoy sends the request
 /// headers, and a body only when `with_request_body` is set.
 const MAX_CHECK_BYTES: usize = 4 * 1024 * 1024;
+
+/// Answers a worker computes before it lets its connections write them: a write is a
+/// syscall, so not after every answer, and few enough that the client keeps sending.
+const ANSWERS_PER_WRITE: u32 = 8;
 
 /// gRPC status codes written in trailers.
 const GRPC_INTERNAL: &str = "13";
@@ -98,12 +102,17 @@ async fn check(ext_authz: &ExtAuthz, request: Request<IncomingBody>) -> Response
         Ok(view) => view,
         Err(error) => return failed(GRPC_INTERNAL, error),
     };
+    if conn::unwritten_answers() >= ANSWERS_PER_WRITE {
+        // Let the connection tasks write what is ready first (see `conn::unwritten_answers`).
+        tokio::task::yield_now().await;
+    }
     let decision = ext_authz
         .judge(&RequestView {
             headers: &view,
             path: view.path(),
         })
         .await;
+    conn::answer_produced();
     answer(answer_frame(&decision))
 }
 

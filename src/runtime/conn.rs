@@ -18,6 +18,26 @@ use tokio::time::Sleep;
 pub const FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(10);
 use tonic::transport::server::{Connected, TcpConnectInfo};
 
+thread_local! {
+    /// Answers this worker produced since one of its connections last wrote to its socket.
+    static UNWRITTEN_ANSWERS: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// Counts one answer produced on this worker (and not yet written by a connection).
+pub fn answer_produced() {
+    UNWRITTEN_ANSWERS.with(|n| n.set(n.get().saturating_add(1)));
+}
+
+/// Answers this worker produced since one of its connections last wrote. A request handler
+/// that sees many yields first, so the connection task, queued behind the handlers it spawned,
+/// writes the answers ready so far before more are computed: the client gets its answers as a
+/// steady flow and sends the next requests meanwhile, instead of one burst per read that
+/// leaves this core idle while the client turns around (one HTTP/2 connection could not fill a
+/// core before this).
+pub fn unwritten_answers() -> u32 {
+    UNWRITTEN_ANSWERS.with(std::cell::Cell::get)
+}
+
 /// A TCP stream counted on its worker until dropped.
 #[derive(Debug)]
 pub struct CountedStream {
@@ -92,7 +112,11 @@ impl AsyncWrite for CountedStream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
+        let written = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if matches!(written, Poll::Ready(Ok(n)) if n > 0) {
+            UNWRITTEN_ANSWERS.with(|n| n.set(0));
+        }
+        written
     }
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.inner).poll_flush(cx)
@@ -105,7 +129,11 @@ impl AsyncWrite for CountedStream {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+        let written = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        if matches!(written, Poll::Ready(Ok(n)) if n > 0) {
+            UNWRITTEN_ANSWERS.with(|n| n.set(0));
+        }
+        written
     }
     fn is_write_vectored(&self) -> bool {
         self.inner.is_write_vectored()
