@@ -25,7 +25,7 @@ import shutil
 import signal
 import sys
 
-from common import ROOT, die, log, on_signal, parse_cpus, sh, stop_all
+from common import ROOT, die, log, on_signal, parse_cpus, set_autogroup_nice, sh, stop_all
 from load import measure_http, measure_verdict_direct, pick_rows
 from machine import ensure_tokens, machine
 from report import MIXES, report
@@ -35,7 +35,8 @@ from servers import CONFIGS, EXT, baseline_checks, label, placements, sanity_che
 SAVED_ARGS = ["argv", "duration", "warmup", "latency_duration", "rounds", "connections",
               "threads", "server_cpus", "client_cpus", "envoy_cpus", "verdict_cpus",
               "split_client_cpus", "placements", "config_list", "nice", "jwt_cache_size",
-              "encode_raw_headers", "only_authorization", "max_concurrent_streams", "work_dir"]
+              "encode_raw_headers", "only_authorization", "max_concurrent_streams", "work_dir",
+              "autogroup"]
 
 QUICK = {"duration": 2, "warmup": 1, "latency_duration": 2, "rounds": 1, "distinct": 1000,
          "configs": ",".join(["baseline", *EXT]), "mixes": "repeated,none",
@@ -85,8 +86,10 @@ def parse_args():
                     "--server-cpus), split (each on its own CPUs) (both)")
     ap.add_argument("--nice", type=int, default=-10 if os.geteuid() == 0 else 0,
                     help="run Envoy, verdict, wrk and verdict-load at this nice value, so that "
-                    "other work on a shared machine takes less of their CPUs (default: -10 as "
-                    "root, else 0; 0 = unchanged)")
+                    "other work on a shared machine takes less of their CPUs; where the kernel "
+                    "schedules by autogroup (sched_autogroup_enabled), each in a session of its "
+                    "own whose autogroup gets this nice value (default: -10 as root, else 0; 0 = "
+                    "unchanged)")
     ap.add_argument("--distinct", type=int, help="distinct tokens (200000; quick 1000)")
     ap.add_argument("--remint", action="store_true", help="mint the tokens again")
     ap.add_argument("--jwt-cache-size", type=int, default=10_000)
@@ -204,6 +207,7 @@ def main():
                pick_rows(saved["rounds"]), saved["uptime_after"])
         return
 
+    args.autogroup = set_autogroup_nice(args.nice)
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGHUP, on_signal)

@@ -20,6 +20,11 @@ JWKS = os.path.join(ROOT, "tests", "data", "example", "jwks.json")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 STARTED = []  # Popen objects this script started; stopped by pid in stop_all()
+# With the kernel's autogroup scheduling on, `nice` only ranks processes within one session, and
+# every other session (each shell of other users of the machine) gets an equal share of the CPUs
+# whatever its processes' nice values: so every process this script starts gets a session of
+# its own, and that session's autogroup this nice value (set_autogroup_nice; None = unchanged).
+AUTOGROUP = {"nice": None}
 
 
 def log(msg):
@@ -62,18 +67,45 @@ def on_signal(signum, _frame):
 def start(name, cmd, log_path, env=None):
     logf = open(log_path, "wb")
     proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                            env=env)
+                            env=env, start_new_session=AUTOGROUP["nice"] is not None)
     logf.close()
+    autogroup(proc)
     proc.bench_name = name
     proc.bench_log = log_path
     STARTED.append(proc)
     return proc
 
 
+def set_autogroup_nice(nice):
+    """Use `nice` for the autogroups of the processes started from now on, where the kernel
+    schedules by autogroup and this process may lower a nice value (root); returns whether."""
+    try:
+        with open("/proc/sys/kernel/sched_autogroup_enabled") as f:
+            enabled = f.read().strip() == "1"
+    except OSError:
+        enabled = False
+    if not enabled or not nice or (nice < 0 and os.geteuid() != 0):
+        return False
+    AUTOGROUP["nice"] = nice
+    return True
+
+
+def autogroup(proc):
+    if AUTOGROUP["nice"] is None:
+        return
+    try:
+        with open(f"/proc/{proc.pid}/autogroup", "w") as f:
+            f.write(str(AUTOGROUP["nice"]))
+    except OSError as e:
+        log(f"warning: cannot set the autogroup nice of pid {proc.pid}: {e}")
+
+
 def run_tracked(cmd, timeout):
     """Runs a bounded client (wrk, verdict-load) to completion, stoppable by stop_all()."""
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            stdin=subprocess.DEVNULL, text=True)
+                            stdin=subprocess.DEVNULL, text=True,
+                            start_new_session=AUTOGROUP["nice"] is not None)
+    autogroup(proc)
     STARTED.append(proc)
     try:
         out, err = proc.communicate(timeout=timeout)

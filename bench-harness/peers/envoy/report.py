@@ -56,6 +56,14 @@ def pct(x):
     return "" if x is None else f"{x * 100:.0f}%"
 
 
+def _load1(uptime):
+    """The 1-minute load average in an `uptime` line, or None."""
+    try:
+        return float(uptime.split("load average:")[1].split(",")[0])
+    except (IndexError, ValueError):
+        return None
+
+
 def header(args, info, meta, uptime_after):
     cmd = "bench-harness/peers/envoy/run.sh" + (f" {' '.join(args.argv)}" if args.argv else "")
     L = [BEGIN, "## Peer comparison: Envoy jwt_authn vs Envoy + verdict (ext_authz gRPC and HTTP)",
@@ -72,7 +80,13 @@ def header(args, info, meta, uptime_after):
         L.append(f"| {name} | {info[k]} |")
     L.append(f"| load before (`uptime`) | {info['uptime_before']} |")
     L.append(f"| load after (`uptime`) | {uptime_after} |")
-    L += ["", "Setup:", ""]
+    L += [""]
+    loads = [_load1(info["uptime_before"]), _load1(uptime_after)]
+    if any(x is not None and x > (os.cpu_count() or 1) for x in loads):
+        L += [f"⚠ Other work shared the machine (1-minute load average {loads[0]} before, "
+              f"{loads[1]} after, on {os.cpu_count()} CPUs): the figures are noisy; compare rows "
+              "of this run with each other, not with other runs.", ""]
+    L += ["Setup:", ""]
     pl = {name: placement_label("ext_authz", name, cpus) for name, cpus in args.placement_map.items()
           if name in args.placements}
     L.append("- Placements (`taskset`; Envoy `--concurrency` = its CPU count, verdict `workers` = "
@@ -122,8 +136,10 @@ def header(args, info, meta, uptime_after):
              "against verdict's `forward_auth_listen` (HTTP/1.1 keep-alive, `allowed_headers` "
              "authorization and cookie, `envoy-ext_authz_http.yaml`).")
     if args.nice:
-        L.append(f"- Envoy, verdict, wrk and verdict-load ran at `nice -n {args.nice}` so that "
-                 "other work on the shared machine takes less of their CPUs.")
+        L.append(f"- Envoy, verdict, wrk and verdict-load ran at `nice -n {args.nice}`"
+                 + (f", each in a session of its own with autogroup nice {args.nice} (the kernel "
+                    "schedules by autogroup here)" if getattr(args, "autogroup", False) else "")
+                 + ", so that other work on the shared machine takes less of their CPUs.")
     if "verdict" in args.config_list:
         L.append(f"- verdict direct: `verdict-load run --spawn` starts verdict on CPU(s) "
                  f"{args.server_cpus} with its client on CPU(s) {args.client_cpus}: one HTTP/2 "
@@ -211,6 +227,7 @@ def targets(args, by, floor_lat):
                 eb = max(busy.get(c, 0) for c in envoy_cpus)
                 vb = max(busy.get(c, 0) for c in verdict_cpus)
                 es, vs = share(t, "envoy") or 0, share(t, "verdict") or 0
+                ws = (t.get("client_cpu_s") or 0) / (t["wrk"]["duration_us"] / 1e6)
                 sat = [n for n, b in (("Envoy's", es), ("verdict's", vs)) if b >= SATURATED]
                 cx = {k.rsplit(".", 2)[-2]: v for k, v in t.get("gauges", {}).items()}
                 cx_s = (f", connections to verdict: {cx.get('verdict', cx.get('verdict_http'))}"
@@ -218,7 +235,8 @@ def targets(args, by, floor_lat):
                 L.append(f"- (b) {label(cfg, args)}, split, {MIXES[mix]}, {args.connections} "
                          f"connections: {t['rps']:,.0f} req/s; Envoy's CPU {eb * 100:.0f}% busy "
                          f"(Envoy's own share {es * 100:.0f}%), verdict's CPU {vb * 100:.0f}% busy "
-                         f"(verdict's own share {vs * 100:.0f}%, the rest wrk's and others'){cx_s}"
+                         f"(verdict's own share {vs * 100:.0f}%, wrk's {ws * 100:.0f}%, the rest "
+                         f"other processes'){cx_s}"
                          " — " + (f"**{' and '.join(sat)} process saturates its CPU**" if sat else
                                   f"**neither process saturates its CPU** (≥ {SATURATED:.0%}); "
                                   + ("a CPU was fully busy, with other work: the run was "
@@ -292,7 +310,7 @@ def ratios(args, by):
             if not r:
                 cells.append("")
                 continue
-            e = f"Envoy +{per_call(r['tput'], 'envoy') - f:.0f} µs"
+            e = f"Envoy {per_call(r['tput'], 'envoy') - f:+.0f} µs"
             v = per_call(r["tput"], "verdict")
             cells.append(e + (f", verdict {v:.0f} µs" if v is not None else ""))
         if any(cells):

@@ -49,10 +49,16 @@ python="$(python3 tests/support/ensure_venv.py | tail -n 1)"
 echo "[peers/envoy] cargo build --release --bin verdict ..." >&2
 cargo build --release --quiet --bin verdict
 
-quick=0
-for arg in "$@"; do if [[ "$arg" == "--quick" ]]; then quick=1; fi; done
-# verdict-load drives part (c), which --quick leaves out.
-if ((quick)); then :; elif cargo build --release --quiet -p verdict-load 2>/dev/null; then :; else
+# verdict-load drives part (c), which --quick and a --configs list without `verdict` leave out.
+direct=1 prev=""
+for arg in "$@"; do
+  if [[ "$arg" == "--quick" ]]; then direct=0; fi
+  if [[ "$prev" == "--configs" || "$arg" == --configs=* ]]; then
+    if [[ ",${arg#--configs=}," == *,verdict,* ]]; then direct=1; else direct=0; fi
+  fi
+  prev="$arg"
+done
+if ((!direct)); then :; elif cargo build --release --quiet -p verdict-load 2>/dev/null; then :; else
   echo "[peers/envoy] note: verdict-load did not build; part (c) stays unmeasured" >&2
 fi
 
