@@ -9,7 +9,6 @@
 pub mod balance;
 pub mod batcher;
 pub mod conn;
-pub mod ed25519_batcher;
 pub mod placement;
 
 use crate::telemetry::names;
