@@ -10,6 +10,7 @@ pub mod balance;
 pub mod batcher;
 pub mod conn;
 pub mod placement;
+pub mod uring_probe;
 
 use crate::telemetry::names;
 use balance::Loads;

@@ -355,7 +355,8 @@ impl Library {
     /// `coordinate_len` bytes (`mbx_nistp{256,384,521}_ecdsa_verify_mb8`), affine public keys.
     /// `r`, `s` and `digest` are big-endian `coordinate_len` bytes (the digest already reduced
     /// below the group order), `x` and `y` little-endian 64-bit limbs, `coordinate_len / 8`
-    /// rounded up (P-521: 66 bytes, 9 limbs). `None` when a length is wrong or the library lacks the curve.
+    /// rounded up (P-521: 66 bytes, 9 limbs). `None` when a length is wrong or the library
+    /// lacks the curve.
     pub(crate) fn ecdsa_verify(
         &self,
         coordinate_len: usize,

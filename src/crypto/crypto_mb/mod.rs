@@ -16,14 +16,17 @@
 //!   then checks the PKCS#1 v1.5 or PSS encoding of the result itself (`emsa`), with aws-lc-rs
 //!   digests. Keys of one size share a call whatever their hash or padding.
 //! - ECDSA P-256 (ES256), P-384 (ES384) and P-521 (ES512): verdict hashes, reduces the digest
-//!   below the group order (for P-521, left-pads SHA-512 to the order's 66 bytes), splits JOSE's `r || s` and checks `1 <= r, s < n`; crypto_mb verifies against the
-//!   affine key (little-endian limbs computed once, in `prepare`).
+//!   below the group order (for P-521, left-pads SHA-512 to the order's 66 bytes), splits
+//!   JOSE's `r || s` and checks `1 <= r, s < n`; crypto_mb verifies against the affine key
+//!   (little-endian limbs computed once, in `prepare`).
 //! - Ed25519 (EdDSA): crypto_mb verifies `R || S` over the whole message.
 //!
 //! Every prepared key also keeps its aws-lc-rs form. A job whose input the fast path does not
 //! take as it is (a wrong length, an out-of-range value), and any lane whose status is neither
 //! "verified" nor "bad signature", is answered by aws-lc-rs, so every answer equals what
 //! [`AwsLcBackend`] gives (the differential tests check this on random cases).
+//! A family whose calls keep failing is switched off for a cool-down and then tried again
+//! (`health`, [`crate::crypto::cooldown`]).
 //!
 //! Batches: [`Backend::verify_batch`] groups jobs by family (algorithm and key size), runs each
 //! group eight at a time, fills the unused lanes of a partial call with a repeat of a real job
