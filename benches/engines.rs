@@ -2,7 +2,7 @@
 //! crypto_mb in batches of 8 (one library call) and of 1 (`Backend::verify`), in one run.
 //!
 //! Groups `engines_<ALG>-<bits>` (RS256 on 2048/3072/4096-bit keys, PS256-2048, ES256, ES384,
-//! EdDSA), each with `aws_lc_single`, `crypto_mb_batch8` and `crypto_mb_batch1`. Throughput is
+//! ES512, EdDSA), each with `aws_lc_single`, `crypto_mb_batch8` and `crypto_mb_batch1`. Throughput is
 //! in signatures, so criterion's elem/s is ops/s for every function. Messages are 450 random
 //! bytes (a JWT signing input's size); every signature is valid and checked before timing.
 //!
@@ -69,7 +69,8 @@ fn rsa_case(size: KeySize, bits: u32, alg: Algorithm) -> Case {
 fn ec_case(alg: Algorithm) -> Case {
     let (signing, curve, len) = match alg {
         Algorithm::ES256 => (&signature::ECDSA_P256_SHA256_FIXED_SIGNING, Curve::P256, 32),
-        _ => (&signature::ECDSA_P384_SHA384_FIXED_SIGNING, Curve::P384, 48),
+        Algorithm::ES384 => (&signature::ECDSA_P384_SHA384_FIXED_SIGNING, Curve::P384, 48),
+        _ => (&signature::ECDSA_P521_SHA512_FIXED_SIGNING, Curve::P521, 66),
     };
     let pair = EcdsaKeyPair::generate(signing).expect("EC keygen");
     let point = pair.public_key().as_ref().to_vec();
@@ -84,7 +85,8 @@ fn ec_case(alg: Algorithm) -> Case {
         })
         .collect();
     Case {
-        name: format!("{alg}-{}", len * 8),
+        // P-521's coordinates are 66 bytes.
+        name: format!("{alg}-{}", if len == 66 { 521 } else { len * 8 }),
         alg,
         material: KeyMaterial::Ec {
             curve,
@@ -139,6 +141,7 @@ fn bench_engines(c: &mut Criterion) {
         rsa_case(KeySize::Rsa2048, 2048, Algorithm::PS256),
         ec_case(Algorithm::ES256),
         ec_case(Algorithm::ES384),
+        ec_case(Algorithm::ES512),
         ed25519_case(),
     ];
     let aws_lc = AwsLcBackend::default();

@@ -48,7 +48,7 @@ pub enum Command {
     /// Work with the decision audit log (`[audit] dir`).
     #[command(subcommand)]
     Audit(AuditCommand),
-    /// Print the CPU features that matter, each verification engine with the algorithms it
+    /// Print the CPU features that matter, whether io_uring works, each verification engine with the algorithms it
     /// passed its start-up probe for, and what `backend = "auto"` chooses per algorithm with
     /// the measured ops/s (it runs the same probes and self-benchmark as `serve`).
     Engines(EnginesArgs),
@@ -266,9 +266,14 @@ fn run_engines(args: &EnginesArgs) -> ExitCode {
         Some(Err(why)) => json!({"loaded": false, "error": why}),
         None => json!({"loaded": false}),
     };
+    let io_uring = crate::runtime::uring_probe::io_uring_works();
     if args.json {
         let report = json!({
             "cpu": {"model": model, "features": features.iter().map(|(n, on)| (n.to_string(), Value::Bool(*on))).collect::<serde_json::Map<_, _>>()},
+            "io_uring": match &io_uring {
+                Ok(()) => json!({"works": true}),
+                Err(why) => json!({"works": false, "error": why}),
+            },
             "engines": {
                 "aws-lc-rs": {"algorithms": Algorithm::ALL.iter().map(|a| a.name()).collect::<Vec<_>>()},
                 "crypto-mb": {"status": crypto_mb, "families": probes},
@@ -284,6 +289,10 @@ fn run_engines(args: &EnginesArgs) -> ExitCode {
         .map(|(name, on)| format!("{name}={}", if *on { "yes" } else { "no" }))
         .collect();
     println!("cpu features: {}", shown.join(" "));
+    match &io_uring {
+        Ok(()) => println!("io_uring: works"),
+        Err(why) => println!("io_uring: unavailable: {why}"),
+    }
     println!("engine aws-lc-rs: every algorithm");
     match &selection.crypto_mb {
         Some(Ok(path)) => println!("engine crypto-mb: loaded from {path}"),

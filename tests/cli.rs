@@ -152,6 +152,12 @@ fn engines_reports_cpu_probes_and_auto_choice() {
         report["cpu"]["features"]["avx512ifma"].is_boolean(),
         "{report}"
     );
+    // io_uring: a yes or no, and why not.
+    let io_uring = &report["io_uring"];
+    assert!(
+        io_uring["works"] == true || io_uring["error"].as_str().is_some_and(|e| !e.is_empty()),
+        "{report}"
+    );
     assert_eq!(report["engines"]["crypto-mb"]["status"]["loaded"], false);
     assert!(
         report["engines"]["crypto-mb"]["status"]["error"]
@@ -173,7 +179,7 @@ fn engines_reports_cpu_probes_and_auto_choice() {
         let families = report["engines"]["crypto-mb"]["families"]
             .as_array()
             .expect("families");
-        assert_eq!(families.len(), 6, "{report}");
+        assert_eq!(families.len(), 7, "{report}");
         for family in families {
             assert_eq!(family["probe"], "passed", "{family}");
             assert!(family["aws_lc_ops_per_s"].as_f64().is_some_and(|v| v > 0.0));

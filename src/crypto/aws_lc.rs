@@ -4,7 +4,7 @@
 
 use super::aws_lc_rsa::RsaPublicKey;
 use super::ed25519_batch;
-use super::{Backend, PrepareError, Prepared, PreparedKey, VerifyJob};
+use super::{Backend, BatchAnswers, BatchClass, PrepareError, Prepared, PreparedKey, VerifyJob};
 use crate::jose::{Algorithm, Curve, KeyMaterial, Reject};
 use aws_lc_rs::hmac;
 use aws_lc_rs::signature::{self, ParsedPublicKey, RsaParameters, RsaPublicKeyComponents};
@@ -19,6 +19,18 @@ use aws_lc_rs::signature::{self, ParsedPublicKey, RsaParameters, RsaPublicKeyCom
 /// 33.1 µs, 4: 25.7 µs, 8: 21.7 µs, 16: 19.7 µs, 128: 18.2 µs (2.33×). A batch of 2 already
 /// wins by 1.28×, well outside the run-to-run noise seen before (±10%), so batching starts at 2.
 pub const DEFAULT_ED25519_BATCH_THRESHOLD: usize = 2;
+
+/// The cross-request batch class of Ed25519 keys that may join a dalek batch: all-or-nothing
+/// answers, up to 128 signatures (past ~64 the per-signature cost stops falling; see
+/// BENCHMARKS.md). Its id is distinct from every crypto_mb family's.
+pub const ED25519_BATCH_CLASS: BatchClass = BatchClass {
+    id: 0x100,
+    answers: BatchAnswers::AllOrNothing,
+    max: 128,
+};
+
+/// An Ed25519 signature: `R || s`.
+const ED25519_SIGNATURE_BYTES: usize = 64;
 
 /// AWS-LC engine.
 #[derive(Debug, Clone)]
@@ -142,16 +154,25 @@ impl Backend for AwsLcBackend {
         }
     }
 
+    fn batch_class(&self, key: &PreparedKey) -> Option<BatchClass> {
+        let batches = matches!(&key.inner, Prepared::Ed25519 { batch: Some(_), .. });
+        (batches && self.ed25519_batch_threshold <= ED25519_BATCH_CLASS.max)
+            .then_some(ED25519_BATCH_CLASS)
+    }
+
     fn verify_batch(&self, jobs: &[VerifyJob<'_>], results: &mut Vec<Result<(), Reject>>) {
         results.clear();
         results.resize(jobs.len(), Err(Reject::BadSignature));
         let mut ed25519_jobs = Vec::new();
         for (index, job) in jobs.iter().enumerate() {
             match &job.key.inner {
+                // A signature of the wrong size cannot verify: it would only fail its batch.
                 Prepared::Ed25519 {
                     batch: Some(batch_key),
                     ..
-                } => ed25519_jobs.push((index, batch_key, job.message, job.signature)),
+                } if job.signature.len() == ED25519_SIGNATURE_BYTES => {
+                    ed25519_jobs.push((index, batch_key, job.message, job.signature))
+                }
                 _ => {
                     if let Some(slot) = results.get_mut(index) {
                         *slot = self.verify(job.key, job.message, job.signature);

@@ -6,6 +6,7 @@
 
 pub mod aws_lc;
 mod aws_lc_rsa;
+pub mod cooldown;
 pub mod crypto_mb;
 mod ed25519_batch;
 pub mod select;
@@ -71,41 +72,31 @@ impl PreparedKey {
     pub fn algorithm(&self) -> Algorithm {
         self.alg
     }
-
-    /// The key's batch form when it is an Ed25519 key that may join a batch (canonical, not of
-    /// small order, no torsion component); `None` for every other key.
-    pub fn ed25519_batch_key(&self) -> Option<Ed25519BatchKey> {
-        match &self.inner {
-            Prepared::Ed25519 {
-                batch: Some(key), ..
-            } => Some(Ed25519BatchKey(*key)),
-            _ => None,
-        }
-    }
 }
 
-/// An Ed25519 key in the form batches use: owned and cheap to copy, so signatures from many
-/// requests (each holding its own key-set snapshot) can be checked together.
-#[derive(Clone, Copy)]
-pub struct Ed25519BatchKey(ed25519_dalek::VerifyingKey);
-
-impl fmt::Debug for Ed25519BatchKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("Ed25519BatchKey").finish_non_exhaustive()
-    }
+/// How an engine answers the jobs of one [`Backend::verify_batch`] call of a batch class.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BatchAnswers {
+    /// Each job is answered on its own (crypto_mb's lanes): a bad signature costs its
+    /// neighbours nothing, so bad-signature storms need no pause.
+    PerLane,
+    /// One equation for the whole batch (dalek's Ed25519 multiscalar check): when it fails, the
+    /// engine answers every job by single verification (so one forgery never changes a
+    /// neighbour's verdict), which costs the batch's work on top; the runtime pauses batching
+    /// of the class after a failure (`runtime::batcher`).
+    AllOrNothing,
 }
 
-/// Checks `(key, message, signature)` Ed25519 triples as one batch: true when every signature
-/// is valid. False means "check them one by one with [`Backend::verify`]": at least one is
-/// invalid, or not in a form a batch accepts. Same equation and the same documented residual as
-/// [`Backend::verify_batch`].
-pub fn verify_ed25519_batch(jobs: &[(Ed25519BatchKey, &[u8], &[u8])]) -> bool {
-    let jobs: Vec<_> = jobs
-        .iter()
-        .enumerate()
-        .map(|(index, (key, message, signature))| (index, &key.0, *message, *signature))
-        .collect();
-    ed25519_batch::verify_all(&jobs)
+/// The per-core cross-request batch a signature joins (see `runtime::batcher`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchClass {
+    /// Which batch: signatures of one class on one core are verified together. Unique across
+    /// the classes of one backend.
+    pub id: u32,
+    /// How the engine answers a batch of this class.
+    pub answers: BatchAnswers,
+    /// Most signatures in one batch (past it, a new batch opens).
+    pub max: usize,
 }
 
 impl fmt::Debug for PreparedKey {
@@ -162,9 +153,10 @@ pub trait Backend: Send + Sync {
     fn verify(&self, key: &PreparedKey, message: &[u8], signature: &[u8]) -> Result<(), Reject>;
 
     /// The per-core batch class a signature under `key` joins (see `runtime::batcher`), when
-    /// this engine verifies such keys faster several at a time and answers each job of a batch
-    /// on its own; `None` (the default): verify alone.
-    fn batch_class(&self, key: &PreparedKey) -> Option<u32> {
+    /// this engine verifies such keys faster several at a time; `None` (the default): verify
+    /// alone. [`Backend::verify_batch`] on jobs of one class must give each job the answer
+    /// [`Backend::verify`] gives, whatever [`BatchClass::answers`] says.
+    fn batch_class(&self, key: &PreparedKey) -> Option<BatchClass> {
         let _ = key;
         None
     }

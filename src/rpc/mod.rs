@@ -20,7 +20,7 @@ use crate::jose::Reject;
 use crate::keys::live::KidMiss;
 use crate::policy::{Deciding, Decision, Providers, RequestView, decide_begin};
 use crate::revocation::RevocationSet;
-use crate::runtime::{batcher, ed25519_batcher};
+use crate::runtime::batcher;
 use arc_swap::ArcSwap;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -60,16 +60,11 @@ impl std::fmt::Debug for ServiceState {
 
 impl ServiceState {
     /// Checks one request's signature on this core: in a batch with the other requests ready
-    /// here when it is an Ed25519 signature whose key can batch
-    /// ([`crate::runtime::ed25519_batcher`]), otherwise alone with the engine.
+    /// here when the engine batches its key ([`crate::runtime::batcher`]), otherwise alone
+    /// with the engine.
     pub async fn check_signature(&self, job: VerifyJob<'_>) -> Result<(), Reject> {
         if let Some(class) = self.backend.batch_class(job.key) {
             return batcher::verify(&self.backend, class, job).await;
-        }
-        if let Some(key) = job.key.ed25519_batch_key()
-            && ed25519_batcher::verify(key, job.message, job.signature).await
-        {
-            return Ok(());
         }
         self.backend.verify(job.key, job.message, job.signature)
     }

@@ -1,24 +1,42 @@
-//! Cross-request signature batches for engines that verify several signatures in one call
-//! (Intel crypto_mb: eight lanes per call), per core.
+//! Cross-request signature batches, per core: the one batcher every batching engine uses
+//! (crypto_mb's eight-lane calls, dalek's Ed25519 multiscalar check).
 //!
-//! The same rules as the Ed25519 batcher ([`super::ed25519_batcher`]): the first check of a
-//! batch class (the engine's family: RSA-2048, P-256, ...) on a core opens a batch and spawns its
-//! flush on that core's runtime; the flush yields once, so every check already ready on the core
-//! joins, then hands the whole batch to the engine's `verify_batch` and answers each waiter with
-//! its own result. Nothing waits on a timer: alone on its core a check is a batch of one, which
-//! the engine verifies at once (crypto_mb sends batches below its break-even size to aws-lc-rs).
-//! The engine answers every lane on its own, so one forgery never changes a neighbour's verdict
-//! and needs no pause. Requests on one core never wait for another core.
+//! A signature whose key has a [`BatchClass`] (`Backend::batch_class`) joins its core's open
+//! batch of that class. The rules, for every class:
+//!
+//! - The first check of a class on a core opens a batch and spawns its flush on that core's
+//!   runtime; the flush yields once, so every check already ready on the core joins, then
+//!   verifies the batch. Nothing waits on a timer: alone on its core a check is a batch of one,
+//!   verified at once by `Backend::verify`, so batching adds a scheduling round, not latency.
+//! - A batch closes when it is full ([`BatchClass::max`]); later checks open the next one.
+//! - Requests on one core never wait for another core: the open batches are found through a
+//!   thread-local, and the flush runs on the same single-threaded runtime.
+//! - Every check gets exactly the answer `Backend::verify` would give it (up to the documented
+//!   Ed25519 torsion exception, `crypto::ed25519_batch`). An engine that answers each lane on
+//!   its own ([`BatchAnswers::PerLane`]) answers each lane of a batch; an all-or-nothing engine
+//!   ([`BatchAnswers::AllOrNothing`]) answers a failed batch's members by single verification,
+//!   so one forgery never changes a neighbour's verdict.
+//! - Bad-signature storms: after an all-or-nothing batch with a bad signature, the core checks
+//!   the signatures of its next [`PAUSE_AFTER_FAILURE`] batches of that class alone, then
+//!   tries batching again. A failed dalek batch costs its members the batch's work on top of
+//!   their single checks (~13 + 43 µs per signature instead of 43 µs), so sustained bad
+//!   signatures would otherwise make batching a loss; the pause bounds that to about nothing.
+//!   Splitting failed batches in halves was tried and left out: with many bad signatures its
+//!   repeated batches cost more. Per-lane classes never pause: a bad lane costs the same call as
+//!   a good one, and checking a crypto_mb batch alone would cost 3-4× more per signature (one
+//!   aws-lc-rs verification against an eighth of a call, BENCHMARKS.md "Engines"), so a pause
+//!   could only slow a storm down, never bound it.
 
-use crate::crypto::{Backend, PreparedKey, VerifyJob};
+use crate::crypto::{Backend, BatchAnswers, BatchClass, PreparedKey, VerifyJob};
 use crate::jose::Reject;
 use crate::telemetry::names::{self, labels};
 use std::cell::RefCell;
 use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::oneshot;
 
-/// Most signatures in one batch (the engine splits it into calls of its own width).
-pub const MAX_BATCH: usize = 64;
+/// After a failed all-or-nothing batch, this many of the core's next batches of that class are
+/// not attempted (their signatures are checked alone); then batching is tried again.
+pub const PAUSE_AFTER_FAILURE: u32 = 16;
 
 struct Job {
     key: PreparedKey,
@@ -36,16 +54,50 @@ struct Batch {
 
 type Shared = Arc<Mutex<Batch>>;
 
-thread_local! {
-    /// The open batch of each class on this core.
-    static OPEN: RefCell<Vec<(u32, Shared)>> = const { RefCell::new(Vec::new()) };
+/// One class's state on this core.
+struct ClassState {
+    id: u32,
+    open: Option<Shared>,
+    /// Batches still to check alone after a failure.
+    paused: u32,
 }
 
-/// Checks `job` in this core's current batch of `class` on `backend`; the answer is exactly
-/// what `backend.verify` would give. Must run inside a tokio runtime (it spawns the flush).
+thread_local! {
+    /// The classes seen on this core (a handful: one per engine family in use).
+    static CLASSES: RefCell<Vec<ClassState>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` on this core's state of class `id`, creating it on first use.
+fn with_class<T>(id: u32, f: impl FnOnce(&mut ClassState) -> T) -> T {
+    CLASSES.with(|classes| {
+        let mut classes = classes.borrow_mut();
+        if !classes.iter().any(|c| c.id == id) {
+            classes.push(ClassState::new(id));
+        }
+        let mut fresh = ClassState::new(id);
+        let state = classes
+            .iter_mut()
+            .find(|c| c.id == id)
+            .unwrap_or(&mut fresh);
+        f(state)
+    })
+}
+
+impl ClassState {
+    fn new(id: u32) -> ClassState {
+        ClassState {
+            id,
+            open: None,
+            paused: 0,
+        }
+    }
+}
+
+/// Checks `job` in this core's current batch of `class` on `backend`; the answer is what
+/// `backend.verify` would give. Must run inside a tokio runtime (it spawns the flush).
 pub async fn verify(
     backend: &Arc<dyn Backend>,
-    class: u32,
+    class: BatchClass,
     job: VerifyJob<'_>,
 ) -> Result<(), Reject> {
     let (reply, answer) = oneshot::channel();
@@ -56,7 +108,7 @@ pub async fn verify(
         reply,
     };
     if let Some(opened) = join_or_open(class, owned) {
-        tokio::spawn(flush(Arc::clone(backend), opened));
+        tokio::spawn(flush(Arc::clone(backend), class, opened));
     }
     match answer.await {
         Ok(result) => result,
@@ -65,53 +117,112 @@ pub async fn verify(
     }
 }
 
-fn join_or_open(class: u32, job: Job) -> Option<Shared> {
-    OPEN.with(|open| {
-        let mut open = open.borrow_mut();
+/// Adds `job` to the open batch of `class`; when there is none (or it is closed), opens a new
+/// one holding `job` and returns it for the caller to schedule its flush.
+fn join_or_open(class: BatchClass, job: Job) -> Option<Shared> {
+    with_class(class.id, |state| {
         let mut job = Some(job);
-        if let Some((_, batch)) = open.iter().find(|(c, _)| *c == class) {
+        if let Some(batch) = &state.open {
             let mut batch = batch.lock().unwrap_or_else(PoisonError::into_inner);
             if !batch.closed {
                 batch.jobs.extend(job.take());
-                batch.closed = batch.jobs.len() >= MAX_BATCH;
+                batch.closed = batch.jobs.len() >= class.max;
             }
         }
         let job = job?;
         let batch = Arc::new(Mutex::new(Batch {
             jobs: vec![job],
-            closed: false,
+            closed: class.max <= 1,
         }));
-        open.retain(|(c, _)| *c != class);
-        open.push((class, Arc::clone(&batch)));
+        state.open = Some(Arc::clone(&batch));
         Some(batch)
     })
 }
 
-async fn flush(backend: Arc<dyn Backend>, batch: Shared) {
+/// What became of one batch, for the metric and the pause.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    /// One signature: checked alone.
+    Single,
+    /// Checked alone while the class is paused.
+    Paused,
+    /// Verified by a per-lane engine, each lane on its own.
+    Engine,
+    /// All-or-nothing: every signature verified together.
+    Valid,
+    /// All-or-nothing: at least one did not, so each was checked alone.
+    Invalid,
+}
+
+impl Outcome {
+    fn label(self) -> &'static str {
+        match self {
+            Outcome::Single => labels::SINGLE,
+            Outcome::Paused => labels::PAUSED,
+            Outcome::Engine => labels::ENGINE_BATCH,
+            Outcome::Valid => labels::VALID,
+            Outcome::Invalid => labels::INVALID,
+        }
+    }
+}
+
+/// How to check a batch of `len` signatures of a class whose pause counter is `paused`, and the
+/// counter's next value before the answer is known. `None`: verify the batch with the engine.
+fn plan(answers: BatchAnswers, len: usize, paused: &mut u32) -> Option<Outcome> {
+    if len < 2 {
+        return Some(Outcome::Single);
+    }
+    if answers == BatchAnswers::AllOrNothing && *paused > 0 {
+        *paused -= 1;
+        return Some(Outcome::Paused);
+    }
+    None
+}
+
+/// Lets every check already ready on this core join, then verifies the batch and answers.
+async fn flush(backend: Arc<dyn Backend>, class: BatchClass, batch: Shared) {
     tokio::task::yield_now().await;
     let jobs = {
         let mut batch = batch.lock().unwrap_or_else(PoisonError::into_inner);
         batch.closed = true;
         std::mem::take(&mut batch.jobs)
     };
-    let views: Vec<VerifyJob<'_>> = jobs
-        .iter()
-        .map(|job| VerifyJob {
-            key: &job.key,
-            message: &job.message,
-            signature: &job.signature,
-        })
-        .collect();
+    let planned = with_class(class.id, |state| {
+        plan(class.answers, jobs.len(), &mut state.paused)
+    });
     let mut results = Vec::with_capacity(jobs.len());
-    backend.verify_batch(&views, &mut results);
-    drop(views);
-    let result = if jobs.len() < 2 {
-        labels::SINGLE
-    } else {
-        labels::ENGINE_BATCH
+    let outcome = match planned {
+        Some(alone) => {
+            results.extend(
+                jobs.iter()
+                    .map(|job| backend.verify(&job.key, &job.message, &job.signature)),
+            );
+            alone
+        }
+        None => {
+            let views: Vec<VerifyJob<'_>> = jobs
+                .iter()
+                .map(|job| VerifyJob {
+                    key: &job.key,
+                    message: &job.message,
+                    signature: &job.signature,
+                })
+                .collect();
+            backend.verify_batch(&views, &mut results);
+            match class.answers {
+                BatchAnswers::PerLane => Outcome::Engine,
+                // All valid together, or the engine checked each alone after a failure.
+                BatchAnswers::AllOrNothing if results.iter().all(Result::is_ok) => Outcome::Valid,
+                BatchAnswers::AllOrNothing => {
+                    with_class(class.id, |state| state.paused = PAUSE_AFTER_FAILURE);
+                    Outcome::Invalid
+                }
+            }
+        }
     };
-    metrics::counter!(names::SIGNATURE_BATCHES_TOTAL, labels::RESULT => result).increment(1);
-    metrics::counter!(names::SIGNATURE_BATCH_SIGNATURES_TOTAL, labels::RESULT => result)
+    metrics::counter!(names::SIGNATURE_BATCHES_TOTAL, labels::RESULT => outcome.label())
+        .increment(1);
+    metrics::counter!(names::SIGNATURE_BATCH_SIGNATURES_TOTAL, labels::RESULT => outcome.label())
         .increment(jobs.len() as u64);
     let mut results = results.into_iter();
     for job in jobs {
@@ -122,135 +233,4 @@ async fn flush(backend: Arc<dyn Backend>, batch: Shared) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::crypto::AwsLcBackend;
-    use crate::jose::{Algorithm, KeyMaterial};
-    use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};
-
-    /// An engine that batches every key and records the batch sizes it was given.
-    struct Recording {
-        inner: AwsLcBackend,
-        sizes: Mutex<Vec<usize>>,
-    }
-
-    impl Backend for Recording {
-        fn name(&self) -> &'static str {
-            "recording"
-        }
-        fn prepare(
-            &self,
-            material: &KeyMaterial,
-            alg: Algorithm,
-        ) -> Result<PreparedKey, crate::crypto::PrepareError> {
-            self.inner.prepare(material, alg)
-        }
-        fn verify(
-            &self,
-            key: &PreparedKey,
-            message: &[u8],
-            signature: &[u8],
-        ) -> Result<(), Reject> {
-            self.inner.verify(key, message, signature)
-        }
-        fn verify_batch(&self, jobs: &[VerifyJob<'_>], results: &mut Vec<Result<(), Reject>>) {
-            self.sizes
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .push(jobs.len());
-            self.inner.verify_batch(jobs, results);
-        }
-        fn batch_class(&self, _key: &PreparedKey) -> Option<u32> {
-            Some(7)
-        }
-    }
-
-    #[test]
-    fn checks_ready_together_share_a_batch_and_keep_their_own_answers() {
-        let engine = Arc::new(Recording {
-            inner: AwsLcBackend::default(),
-            sizes: Mutex::new(Vec::new()),
-        });
-        let backend: Arc<dyn Backend> = engine.clone();
-        let pair = Ed25519KeyPair::generate().expect("key");
-        let x: [u8; 32] = pair.public_key().as_ref().try_into().expect("32 bytes");
-        let key = backend
-            .prepare(&KeyMaterial::Ed25519 { x }, Algorithm::EdDSA)
-            .expect("prepared");
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .expect("runtime");
-        let messages: Vec<Vec<u8>> = (0..20)
-            .map(|i| format!("message {i}").into_bytes())
-            .collect();
-        let signatures: Vec<Vec<u8>> = messages
-            .iter()
-            .enumerate()
-            .map(|(i, m)| {
-                let mut sig = pair.sign(m).as_ref().to_vec();
-                if i % 7 == 3 {
-                    sig[10] ^= 1;
-                }
-                sig
-            })
-            .collect();
-        let answers = runtime.block_on(async {
-            let mut tasks = Vec::new();
-            for i in 0..messages.len() {
-                let backend = Arc::clone(&backend);
-                let key = key.clone();
-                let message = messages[i].clone();
-                let signature = signatures[i].clone();
-                tasks.push(tokio::spawn(async move {
-                    let job = VerifyJob {
-                        key: &key,
-                        message: &message,
-                        signature: &signature,
-                    };
-                    verify(&backend, 7, job).await
-                }));
-            }
-            let mut answers = Vec::new();
-            for task in tasks {
-                answers.push(task.await.expect("task"));
-            }
-            answers
-        });
-        for (i, answer) in answers.iter().enumerate() {
-            let want = if i % 7 == 3 {
-                Err(Reject::BadSignature)
-            } else {
-                Ok(())
-            };
-            assert_eq!(*answer, want, "check {i}");
-        }
-        let sizes = engine
-            .sizes
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
-        assert_eq!(
-            sizes,
-            vec![20],
-            "all 20 checks were ready together: one batch"
-        );
-
-        // Alone on its core, a check is a batch of one, answered at once.
-        let alone = runtime.block_on(verify(
-            &backend,
-            7,
-            VerifyJob {
-                key: &key,
-                message: &messages[0],
-                signature: &signatures[0],
-            },
-        ));
-        assert_eq!(alone, Ok(()));
-        let sizes = engine
-            .sizes
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
-        assert_eq!(sizes, vec![20, 1]);
-    }
-}
+pub(crate) mod tests;

@@ -9,8 +9,8 @@
 pub mod balance;
 pub mod batcher;
 pub mod conn;
-pub mod ed25519_batcher;
 pub mod placement;
+pub mod uring_probe;
 
 use crate::telemetry::names;
 use balance::Loads;

@@ -116,10 +116,12 @@ pub const CONNECTIONS_ACCEPTED_TOTAL: &str = "verdict_connections_accepted_total
 /// Counter of configuration reloads. Label: [`labels::RESULT`] (`ok`|`error`).
 pub const CONFIG_RELOADS_TOTAL: &str = "verdict_config_reloads_total";
 
-/// Counter of Ed25519 signature batches a core checked across requests. Label:
-/// [`labels::RESULT`]: `valid` (every signature verified together), `invalid` (at least one did
-/// not, so each was checked alone), `single` (only one request was ready: checked alone),
-/// `paused` (not attempted after a recent failure on the core: checked alone).
+/// Counter of signature batches a core checked across requests (`runtime::batcher`). Label:
+/// [`labels::RESULT`]: `engine` (handed to an engine that answers each signature on its own,
+/// crypto_mb); for all-or-nothing batches (Ed25519 on dalek) `valid` (every signature verified
+/// together), `invalid` (at least one did not: each was checked alone), `paused` (not attempted
+/// after a recent failure of the class on the core: checked alone); `single` (only one request
+/// was ready: checked alone).
 pub const SIGNATURE_BATCHES_TOTAL: &str = "verdict_signature_batches_total";
 
 /// Counter of the signatures in those batches, by the same [`labels::RESULT`]; divided by
@@ -145,6 +147,11 @@ pub const ENGINE_SELECTED: &str = "verdict_engine_selected";
 /// [`labels::ALG`].
 pub const ENGINE_ERRORS_TOTAL: &str = "verdict_engine_errors_total";
 
+/// Gauge, 1 while an engine is switched off for a family after repeated run-time errors (its
+/// jobs go to aws-lc-rs for a cool-down, see `crypto::cooldown`), 0 once it is tried again.
+/// Labels: [`labels::ENGINE`], [`labels::FAMILY`].
+pub const ENGINE_COOLING_DOWN: &str = "verdict_engine_cooling_down";
+
 /// Label keys and the fixed label values, shared by every recording site.
 pub mod labels {
     /// Label key: the outcome (`allow`|`deny` on checks, `ok`|`error` on reloads).
@@ -169,6 +176,8 @@ pub mod labels {
     pub const CACHE: &str = "cache";
     /// Label key: a verification engine (`aws-lc-rs`, `crypto-mb`).
     pub const ENGINE: &str = "engine";
+    /// Label key: an engine's algorithm family and key size (`RSA-2048`, `P-256`, `Ed25519`, …).
+    pub const FAMILY: &str = "family";
     /// Label key of a summary's quantile (Prometheus convention).
     pub const QUANTILE: &str = "quantile";
 
@@ -225,6 +234,11 @@ pub fn describe_all() {
         ENGINE_ERRORS_TOTAL,
         Unit::Count,
         "Signatures an engine failed to answer, re-verified by aws-lc-rs (by engine and alg)."
+    );
+    describe_gauge!(
+        ENGINE_COOLING_DOWN,
+        Unit::Count,
+        "1 while an engine is switched off for a family after repeated errors (by engine and family)."
     );
     describe_counter!(
         CHECKS_TOTAL,
@@ -356,7 +370,7 @@ pub fn describe_all() {
     describe_counter!(
         SIGNATURE_BATCHES_TOTAL,
         Unit::Count,
-        "Ed25519 signature batches checked across requests on a core, by result."
+        "Signature batches checked across requests on a core, by result."
     );
     describe_counter!(
         SIGNATURE_BATCH_SIGNATURES_TOTAL,

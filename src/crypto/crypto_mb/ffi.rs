@@ -1,7 +1,7 @@
 //! The few Intel crypto_mb functions verdict calls, loaded at run time with `libloading`.
 //!
 //! Declarations follow the library's headers (`crypto_mb/cpu_features.h`, `status.h`, `rsa.h`,
-//! `ec_nistp256.h`, `ec_nistp384.h`, `ed25519.h`, as shipped in the PyPI wheel
+//! `ec_nistp256.h`, `ec_nistp384.h`, `ec_nistp521.h`, `ed25519.h`, as shipped in the PyPI wheel
 //! `ipp-crypto-include` 2026.2.0). Every entry point takes eight lanes: arrays of eight pointers,
 //! one per independent operation, and returns one `mbx_status` word holding a 4-bit status per
 //! lane (`MBX_GET_STS`). Byte strings (`int8u*`: RSA input and output, ECDSA `r`, `s` and
@@ -53,6 +53,7 @@ pub(crate) enum MbxAlgo {
     Rsa4k = 3,
     EcNistP256 = 5,
     EcNistP384 = 6,
+    EcNistP521 = 7,
     Ed25519 = 14,
 }
 
@@ -119,6 +120,7 @@ pub(crate) struct Library {
     rsa_public: Option<RsaPublicMb8>,
     p256_verify: Option<EcdsaVerifyMb8>,
     p384_verify: Option<EcdsaVerifyMb8>,
+    p521_verify: Option<EcdsaVerifyMb8>,
     ed25519_verify: Option<Ed25519VerifyMb8>,
     // Declared after the function pointers and dropped in this order: the library, then its
     // runtime. verdict never drops a loaded engine in practice (it lives for the process).
@@ -213,6 +215,10 @@ impl Library {
             .ok()
             .map(|s| *s);
         // SAFETY: see above.
+        let p521_verify = unsafe { library.get::<EcdsaVerifyMb8>("mbx_nistp521_ecdsa_verify_mb8") }
+            .ok()
+            .map(|s| *s);
+        // SAFETY: see above.
         let ed25519_verify = unsafe { library.get::<Ed25519VerifyMb8>("mbx_ed25519_verify_mb8") }
             .ok()
             .map(|s| *s);
@@ -225,6 +231,7 @@ impl Library {
             rsa_public,
             p256_verify,
             p384_verify,
+            p521_verify,
             ed25519_verify,
             _library: library,
             _runtime: runtime,
@@ -276,7 +283,7 @@ impl Library {
     }
 
     /// Whether this library has the ECDSA verification for the curve of `coordinate_len`
-    /// bytes (32: P-256, 48: P-384).
+    /// bytes (32: P-256, 48: P-384, 66: P-521).
     pub(crate) fn has_ecdsa(&self, coordinate_len: usize) -> bool {
         self.ecdsa_fn(coordinate_len).is_some()
     }
@@ -290,6 +297,7 @@ impl Library {
         match coordinate_len {
             32 => self.p256_verify,
             48 => self.p384_verify,
+            66 => self.p521_verify,
             _ => None,
         }
     }
@@ -344,10 +352,11 @@ impl Library {
     }
 
     /// ECDSA verification of eight lanes on the curve whose coordinates are
-    /// `coordinate_len` bytes (`mbx_nistp256_ecdsa_verify_mb8`, `mbx_nistp384_ecdsa_verify_mb8`),
-    /// affine public keys. `r`, `s` and `digest` are big-endian `coordinate_len` bytes (the
-    /// digest already reduced below the group order), `x` and `y` little-endian
-    /// `coordinate_len / 8` limbs. `None` when a length is wrong or the library lacks the curve.
+    /// `coordinate_len` bytes (`mbx_nistp{256,384,521}_ecdsa_verify_mb8`), affine public keys.
+    /// `r`, `s` and `digest` are big-endian `coordinate_len` bytes (the digest already reduced
+    /// below the group order), `x` and `y` little-endian 64-bit limbs, `coordinate_len / 8`
+    /// rounded up (P-521: 66 bytes, 9 limbs). `None` when a length is wrong or the library
+    /// lacks the curve.
     pub(crate) fn ecdsa_verify(
         &self,
         coordinate_len: usize,
@@ -358,7 +367,7 @@ impl Library {
         y: [&[u64]; LANES],
     ) -> Option<u32> {
         let function = self.ecdsa_fn(coordinate_len)?;
-        let limbs = coordinate_len / 8;
+        let limbs = coordinate_len.div_ceil(8);
         let bytes_ok = |lanes: &[&[u8]; LANES]| lanes.iter().all(|l| l.len() == coordinate_len);
         let limbs_ok = |lanes: &[&[u64]; LANES]| lanes.iter().all(|l| l.len() == limbs);
         if !(bytes_ok(&r) && bytes_ok(&s) && bytes_ok(&digest) && limbs_ok(&x) && limbs_ok(&y)) {

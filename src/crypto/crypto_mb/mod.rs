@@ -6,7 +6,7 @@
 //! the library cannot run on), and the caller keeps aws-lc-rs. Once loaded, each family the
 //! library serves ([`MbFamily`]) must pass a known-answer probe, valid and invalid, before it is
 //! used; the others stay on the embedded aws-lc-rs engine, which also answers every algorithm
-//! crypto_mb lacks (HMAC, ES512, ES256K, RSA keys of other sizes or exponents).
+//! crypto_mb lacks (HMAC, ES256K, RSA keys of other sizes or exponents).
 //!
 //! What crypto_mb computes and what verdict checks:
 //!
@@ -15,15 +15,18 @@
 //!   verdict first checks that the signature is exactly as long as the modulus and below it,
 //!   then checks the PKCS#1 v1.5 or PSS encoding of the result itself (`emsa`), with aws-lc-rs
 //!   digests. Keys of one size share a call whatever their hash or padding.
-//! - ECDSA P-256 (ES256) and P-384 (ES384): verdict hashes, reduces the digest below the group
-//!   order, splits JOSE's `r || s` and checks `1 <= r, s < n`; crypto_mb verifies against the
-//!   affine key (little-endian limbs computed once, in `prepare`).
+//! - ECDSA P-256 (ES256), P-384 (ES384) and P-521 (ES512): verdict hashes, reduces the digest
+//!   below the group order (for P-521, left-pads SHA-512 to the order's 66 bytes), splits
+//!   JOSE's `r || s` and checks `1 <= r, s < n`; crypto_mb verifies against the affine key
+//!   (little-endian limbs computed once, in `prepare`).
 //! - Ed25519 (EdDSA): crypto_mb verifies `R || S` over the whole message.
 //!
 //! Every prepared key also keeps its aws-lc-rs form. A job whose input the fast path does not
 //! take as it is (a wrong length, an out-of-range value), and any lane whose status is neither
 //! "verified" nor "bad signature", is answered by aws-lc-rs, so every answer equals what
 //! [`AwsLcBackend`] gives (the differential tests check this on random cases).
+//! A family whose calls keep failing is switched off for a cool-down and then tried again
+//! (`health`, [`crate::crypto::cooldown`]).
 //!
 //! Batches: [`Backend::verify_batch`] groups jobs by family (algorithm and key size), runs each
 //! group eight at a time, fills the unused lanes of a partial call with a repeat of a real job
@@ -32,12 +35,15 @@
 
 mod emsa;
 mod ffi;
+mod health;
 mod probe;
 mod probe_vectors;
 
 pub use probe::{Calibration, break_even_fill};
 
-use super::{AwsLcBackend, Backend, PrepareError, PreparedKey, VerifyJob};
+use super::{
+    AwsLcBackend, Backend, BatchAnswers, BatchClass, PrepareError, PreparedKey, VerifyJob,
+};
 use crate::jose::{Algorithm, Curve, KeyMaterial, Reject};
 use crate::telemetry::names;
 use aws_lc_rs::digest;
@@ -45,6 +51,10 @@ use ffi::{Library, MbxAlgo};
 
 /// Signatures per library call.
 pub const LANES: usize = ffi::LANES;
+
+/// Most signatures in one cross-request batch (eight library calls): enough to fill every lane
+/// under load, few enough that a batch's last waiter is not held long behind its first.
+pub const MAX_BATCH: usize = 8 * LANES;
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -89,6 +99,9 @@ pub enum CryptoMbError {
 /// `mbcpCPUID_SSE2` (cpu_features.h): a CPU the library cannot run on.
 const FEATURES_SSE2_ONLY: u64 = 0x4;
 
+/// How many [`MbFamily`] values there are.
+const FAMILIES: usize = 7;
+
 /// What one crypto_mb call batches together: an algorithm family and key size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum MbFamily {
@@ -102,18 +115,21 @@ pub enum MbFamily {
     P256,
     /// ECDSA P-384 (ES384).
     P384,
+    /// ECDSA P-521 (ES512).
+    P521,
     /// Ed25519 (EdDSA).
     Ed25519,
 }
 
 impl MbFamily {
     /// Every family, in order.
-    pub const ALL: [MbFamily; 6] = [
+    pub const ALL: [MbFamily; FAMILIES] = [
         MbFamily::Rsa2048,
         MbFamily::Rsa3072,
         MbFamily::Rsa4096,
         MbFamily::P256,
         MbFamily::P384,
+        MbFamily::P521,
         MbFamily::Ed25519,
     ];
 
@@ -125,6 +141,7 @@ impl MbFamily {
             MbFamily::Rsa4096 => "RSA-4096",
             MbFamily::P256 => "P-256",
             MbFamily::P384 => "P-384",
+            MbFamily::P521 => "P-521",
             MbFamily::Ed25519 => "Ed25519",
         }
     }
@@ -150,6 +167,7 @@ impl MbFamily {
             MbFamily::Rsa4096 => MbxAlgo::Rsa4k,
             MbFamily::P256 => MbxAlgo::EcNistP256,
             MbFamily::P384 => MbxAlgo::EcNistP384,
+            MbFamily::P521 => MbxAlgo::EcNistP521,
             MbFamily::Ed25519 => MbxAlgo::Ed25519,
         }
     }
@@ -165,6 +183,7 @@ impl MbFamily {
             | Algorithm::PS512 => &[MbFamily::Rsa2048, MbFamily::Rsa3072, MbFamily::Rsa4096],
             Algorithm::ES256 => &[MbFamily::P256],
             Algorithm::ES384 => &[MbFamily::P384],
+            Algorithm::ES512 => &[MbFamily::P521],
             Algorithm::EdDSA => &[MbFamily::Ed25519],
             _ => &[],
         }
@@ -215,7 +234,19 @@ const P384_ORDER: [u8; 48] = [
     0x58, 0x1a, 0x0d, 0xb2, 0x48, 0xb0, 0xa7, 0x7a, 0xec, 0xec, 0x19, 0x6a, 0xcc, 0xc5, 0x29, 0x73,
 ];
 
-/// Big-endian bytes (a multiple of 8 long) to little-endian 64-bit limbs.
+/// The order of the P-521 group, big-endian (66 bytes, the top one 0x01).
+const P521_ORDER: [u8; 66] = [
+    0x01, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+    0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+    0xff, 0xfa, 0x51, 0x86, 0x87, 0x83, 0xbf, 0x2f, 0x96, 0x6b, 0x7f, 0xcc, 0x01, 0x48, 0xf7, 0x09,
+    0xa5, 0xd0, 0x3b, 0xb5, 0xc9, 0xb8, 0x89, 0x9c, 0x47, 0xae, 0xbb, 0x6f, 0xb7, 0x1e, 0x91, 0x38,
+    0x64, 0x09,
+];
+
+/// The widest EC coordinate (P-521), for the digest buffers.
+const MAX_COORDINATE: usize = 66;
+
+/// Big-endian bytes to little-endian 64-bit limbs.
 fn be_to_limbs(be: &[u8]) -> Vec<u64> {
     be.rchunks(8)
         .map(|chunk| {
@@ -275,15 +306,23 @@ pub struct CryptoMbBackend {
     library: Arc<Library>,
     fallback: AwsLcBackend,
     /// Per [`MbFamily`]: the library has it on this CPU and it passed its probe.
-    enabled: [bool; 6],
+    enabled: [bool; FAMILIES],
     /// Per [`MbFamily`]: the fewest jobs of one family that go to a library call; smaller
     /// groups are verified by aws-lc-rs. 1 (every job) unless [`CryptoMbBackend::calibrate`] or
     /// [`CryptoMbBackend::set_min_batch`] says otherwise.
-    min_batch: [usize; 6],
+    min_batch: [usize; FAMILIES],
+    /// Per [`MbFamily`]: switched off for a cool-down after repeated engine errors.
+    health: [health::Health; FAMILIES],
     /// Unit-test hook: bit `i` set = lane `i` of every call answers as if the library had
     /// failed it (a status other than OK or SIGNATURE_ERR).
     #[cfg(test)]
     fail_lanes: std::sync::atomic::AtomicU8,
+    /// Unit-test hook: library calls made so far, and the first one that fails whole (as if it
+    /// could not be made): `usize::MAX` = none.
+    #[cfg(test)]
+    calls: std::sync::atomic::AtomicUsize,
+    #[cfg(test)]
+    fail_from_call: std::sync::atomic::AtomicUsize,
     probes: Vec<(MbFamily, Result<(), String>)>,
 }
 
@@ -315,7 +354,7 @@ impl CryptoMbBackend {
                 features,
             });
         }
-        let mut available = [false; 6];
+        let mut available = [false; FAMILIES];
         let mut missing: Vec<(MbFamily, String)> = Vec::new();
         for family in MbFamily::ALL {
             let has_function = match family {
@@ -324,6 +363,7 @@ impl CryptoMbBackend {
                 }
                 MbFamily::P256 => library.has_ecdsa(32),
                 MbFamily::P384 => library.has_ecdsa(48),
+                MbFamily::P521 => library.has_ecdsa(66),
                 MbFamily::Ed25519 => library.has_ed25519(),
             };
             let on_cpu = library.has_mb8(family.algo()).unwrap_or(true);
@@ -343,9 +383,14 @@ impl CryptoMbBackend {
             library: Arc::new(library),
             fallback: AwsLcBackend::default(),
             enabled: available,
-            min_batch: [1; 6],
+            min_batch: [1; FAMILIES],
+            health: std::array::from_fn(|_| health::Health::default()),
             #[cfg(test)]
             fail_lanes: std::sync::atomic::AtomicU8::new(0),
+            #[cfg(test)]
+            calls: std::sync::atomic::AtomicUsize::new(0),
+            #[cfg(test)]
+            fail_from_call: std::sync::atomic::AtomicUsize::new(usize::MAX),
             probes: Vec::new(),
         };
         let mut probes = Vec::new();
@@ -378,6 +423,23 @@ impl CryptoMbBackend {
     /// Whether crypto_mb serves `family` (present on this CPU and probed good).
     pub fn serves(&self, family: MbFamily) -> bool {
         self.enabled.get(family.index()).copied().unwrap_or(false)
+    }
+
+    /// Whether `family` is switched off for a cool-down after repeated engine errors (its jobs
+    /// go to aws-lc-rs until it is tried again).
+    pub fn cooling_down(&self, family: MbFamily) -> bool {
+        self.health
+            .get(family.index())
+            .is_some_and(health::Health::is_off)
+    }
+
+    /// Whether library calls may take `family`'s jobs now (served, and not cooling down).
+    fn usable(&self, family: MbFamily) -> bool {
+        self.serves(family)
+            && self
+                .health
+                .get(family.index())
+                .is_some_and(|health| health.usable(family))
     }
 
     /// The engine that verifies `alg`: `"crypto-mb"` when a family of it is served (for RSA:
@@ -454,6 +516,9 @@ impl CryptoMbBackend {
                     (Curve::P384, Algorithm::ES384) => {
                         (MbFamily::P384, &digest::SHA384, &P384_ORDER)
                     }
+                    (Curve::P521, Algorithm::ES512) => {
+                        (MbFamily::P521, &digest::SHA512, &P521_ORDER)
+                    }
                     _ => return None,
                 };
                 let coordinate_len = order.len();
@@ -503,7 +568,7 @@ impl CryptoMbBackend {
                 fits.then_some(MbFamily::Ed25519)?
             }
         };
-        self.serves(family).then_some(family)
+        self.usable(family).then_some(family)
     }
 
     /// Runs up to eight jobs of one family (each already accepted by [`Self::lane_for`]) in
@@ -514,6 +579,13 @@ impl CryptoMbBackend {
         if jobs.is_empty() || jobs.len() > LANES {
             return;
         }
+        #[cfg(test)]
+        {
+            use std::sync::atomic::Ordering::Relaxed;
+            if self.calls.fetch_add(1, Relaxed) >= self.fail_from_call.load(Relaxed) {
+                return;
+            }
+        }
         // Unused lanes repeat the first job; their answers are never read.
         let lane_job = |lane: usize| jobs.get(lane).or(jobs.first());
         let status = match family {
@@ -521,8 +593,8 @@ impl CryptoMbBackend {
                 self.run_rsa(family, jobs, answers);
                 return;
             }
-            MbFamily::P256 | MbFamily::P384 => {
-                let mut digests = [[0u8; 48]; LANES];
+            MbFamily::P256 | MbFamily::P384 | MbFamily::P521 => {
+                let mut digests = [[0u8; MAX_COORDINATE]; LANES];
                 let mut r: [&[u8]; LANES] = [&[]; LANES];
                 let mut s: [&[u8]; LANES] = [&[]; LANES];
                 let mut x: [&[u64]; LANES] = [&[]; LANES];
@@ -538,11 +610,15 @@ impl CryptoMbBackend {
                     let Some(out) = out.get_mut(..coordinate_len) else {
                         return;
                     };
-                    if hash.as_ref().len() != coordinate_len {
+                    // bits2int(H) mod n. P-256/P-384: the hash is as long as the order, and
+                    // below 2n. P-521: SHA-512 is shorter than the order, so it is the number
+                    // itself, left-padded with zeros (and below n).
+                    let Some(pad) = coordinate_len.checked_sub(hash.as_ref().len()) else {
                         return;
-                    }
-                    out.copy_from_slice(hash.as_ref());
-                    // bits2int(H) mod n: the hash is as long as the order, and below 2n.
+                    };
+                    let (zeros, tail) = out.split_at_mut(pad);
+                    zeros.fill(0);
+                    tail.copy_from_slice(hash.as_ref());
                     if !be_less(out, key.order) {
                         be_sub_in_place(out, key.order);
                     }
@@ -710,10 +786,19 @@ impl Backend for CryptoMbBackend {
         results.pop().unwrap_or(Err(Reject::BadSignature))
     }
 
-    fn batch_class(&self, key: &PreparedKey) -> Option<u32> {
-        // Only families a library call serves and that are worth batching at all.
-        let family = key_family(key)?;
-        (self.serves(family) && self.min_batch(family) <= LANES).then(|| family.index() as u32)
+    fn batch_class(&self, key: &PreparedKey) -> Option<BatchClass> {
+        // Only families a library call serves and that are worth batching at all; other keys
+        // batch as aws-lc-rs batches them (Ed25519 on dalek), since they go to it.
+        match key_family(key) {
+            Some(family) if self.serves(family) && self.min_batch(family) <= LANES => {
+                Some(BatchClass {
+                    id: family.index() as u32,
+                    answers: BatchAnswers::PerLane,
+                    max: MAX_BATCH,
+                })
+            }
+            _ => self.fallback.batch_class(key),
+        }
     }
 
     fn verify_batch(&self, jobs: &[VerifyJob<'_>], results: &mut Vec<Result<(), Reject>>) {
@@ -744,6 +829,11 @@ impl Backend for CryptoMbBackend {
                 chunk_jobs.clear();
                 chunk_jobs.extend(chunk.iter().filter_map(|(_, i)| jobs.get(*i)).copied());
                 self.run_chunk(*family, &chunk_jobs, &mut answers);
+                if answers.contains(&LaneAnswer::EngineError)
+                    && let Some(health) = self.health.get(family.index())
+                {
+                    health.record_error(*family);
+                }
                 for ((_, index), answer) in chunk.iter().zip(&answers) {
                     let Some((slot, job)) = results.get_mut(*index).zip(jobs.get(*index)) else {
                         continue;

@@ -96,11 +96,11 @@ impl CryptoMbBackend {
                 };
                 (material, Algorithm::RS256, decode(vector.rs256)?)
             }
-            MbFamily::P256 | MbFamily::P384 => {
-                let (vector, curve, alg) = if family == MbFamily::P256 {
-                    (&probe_vectors::P256, Curve::P256, Algorithm::ES256)
-                } else {
-                    (&probe_vectors::P384, Curve::P384, Algorithm::ES384)
+            MbFamily::P256 | MbFamily::P384 | MbFamily::P521 => {
+                let (vector, curve, alg) = match family {
+                    MbFamily::P256 => (&probe_vectors::P256, Curve::P256, Algorithm::ES256),
+                    MbFamily::P384 => (&probe_vectors::P384, Curve::P384, Algorithm::ES384),
+                    _ => (&probe_vectors::P521, Curve::P521, Algorithm::ES512),
                 };
                 let material = KeyMaterial::Ec {
                     curve,
@@ -159,7 +159,9 @@ impl CryptoMbBackend {
             return Err(format!("{alg} probe key has no crypto_mb form"));
         }
         let mut flipped = signature.to_vec();
-        if let Some(byte) = flipped.get_mut(signature.len() / 2) {
+        // The byte after the middle: inside ECDSA's `s` or Ed25519's `S` but never its top
+        // byte, so the flipped value stays in range (P-521's `s` starts with 0x00 or 0x01).
+        if let Some(byte) = flipped.get_mut(signature.len() / 2 + 1) {
             *byte ^= 0x04;
         }
         let message = probe_vectors::MESSAGE;

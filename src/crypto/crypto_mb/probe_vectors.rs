@@ -13,7 +13,7 @@ pub(super) struct RsaProbe {
     pub(super) ps256: &'static str,
 }
 
-/// An EC key with an ES256 or ES384 signature (JOSE `r || s`) of [`MESSAGE`].
+/// An EC key with an ES256, ES384 or ES512 signature (JOSE `r || s`) of [`MESSAGE`].
 pub(super) struct EcProbe {
     pub(super) x: &'static str,
     pub(super) y: &'static str,
@@ -54,6 +54,14 @@ pub(super) const P384: EcProbe = EcProbe {
     x: "7ZYI8r_WBBlciiuILn2ZOv-iuLqM0y1TPEEyYSpVctNebHd7JE7Q2T7hRrqRL1Xm",
     y: "PqfQBC8zWB81rVA6oaGkpVvEdUKfaY2QyGGpGYitI9_DlHb86HDBE4wFSEyCMp8r",
     sig: "LfphewjgzmCF5UvIn3mUHXXDHOgp7yi6M0hWySYdILOPD1Vbi-t9I3bP9IXYy0TKsB_HL-KFjsa3EvGSXtGC-WwxDJZpmTswLqdtky799GwXoR5UMY6I7jsIsuRJBvYE",
+};
+
+/// ES512 on P-521.
+pub(super) const P521: EcProbe = EcProbe {
+    x: "AYJFaIKrOvj1vp1AByZj782j-Su3coLAG7aHeDTMrlKgl-bzWw-Fy6RfzIIYllWYV3jIg3rsSI_SzLu7WbLTEZPs",
+    y: "AR_Fg8ftyxElZjIFnzmHtU7kB8fcIxnsbjcq8u3IsyBD5jbLuje5T2y1wYL1seMe34qDZ2Rr6prhYeNsuSysZ-PO",
+    sig: "ACQsJ4chLquNY71JVvlOSdjOnlKNYZYZXqltochbJ21ePpTMPJ5GWknbitL6cTJHwxfFD3C65Z3XPdUscjlB6ZU9\
+          ARNTGZ-Dz7zVBTTmV2D37BzIZRp2RN26WzgFCNZh2hAjPFzVfxzHh7UDEnQ-acTVmusrVDvFoLh_KTmUHM7e6mh8",
 };
 
 /// Ed25519: the public key and a signature of [`MESSAGE`].

@@ -120,11 +120,12 @@ fn every_family_passes_its_probe() {
         Algorithm::PS512,
         Algorithm::ES256,
         Algorithm::ES384,
+        Algorithm::ES512,
         Algorithm::EdDSA,
     ] {
         assert_eq!(engine.engine_for(alg), "crypto-mb", "{alg}");
     }
-    for alg in [Algorithm::HS256, Algorithm::ES512, Algorithm::ES256K] {
+    for alg in [Algorithm::HS256, Algorithm::ES256K] {
         assert_eq!(engine.engine_for(alg), "aws-lc-rs", "{alg}");
     }
 }
@@ -217,7 +218,7 @@ fn cpu_forced_unable_is_an_error() {
     );
 }
 
-/// Algorithms crypto_mb lacks (HMAC, P-521, secp256k1, RSA with another exponent or size) are
+/// Algorithms crypto_mb lacks (HMAC, secp256k1, RSA with another exponent or size) are
 /// answered by aws-lc-rs through the same backend, alone and in batches mixed with served ones.
 #[test]
 fn algorithms_it_lacks_fall_back_to_aws_lc() {
@@ -241,23 +242,23 @@ fn algorithms_it_lacks_fall_back_to_aws_lc() {
         .prepare(&rsa_material(&pair), Algorithm::RS256)
         .expect("rsa key");
     let sig = rsa_sign(&pair, &signature::RSA_PKCS1_SHA256, b"m");
-    let p521 = aws_lc_rs::signature::EcdsaKeyPair::generate(
-        &aws_lc_rs::signature::ECDSA_P521_SHA512_FIXED_SIGNING,
+    let k256 = aws_lc_rs::signature::EcdsaKeyPair::generate(
+        &aws_lc_rs::signature::ECDSA_P256K1_SHA256_FIXED_SIGNING,
     )
     .expect("keygen");
-    let point = p521.public_key().as_ref();
-    let es512 = engine
+    let point = k256.public_key().as_ref();
+    let es256k = engine
         .prepare(
             &KeyMaterial::Ec {
-                curve: Curve::P521,
-                x: point[1..67].to_vec(),
-                y: point[67..].to_vec(),
+                curve: Curve::Secp256k1,
+                x: point[1..33].to_vec(),
+                y: point[33..].to_vec(),
             },
-            Algorithm::ES512,
+            Algorithm::ES256K,
         )
-        .expect("P-521 key");
-    assert!(es512.mb.is_none());
-    let es512_sig = p521
+        .expect("secp256k1 key");
+    assert!(es256k.mb.is_none());
+    let es256k_sig = k256
         .sign(&SystemRandom::new(), b"m")
         .expect("sign")
         .as_ref()
@@ -274,14 +275,14 @@ fn algorithms_it_lacks_fall_back_to_aws_lc() {
             signature: &sig,
         },
         VerifyJob {
-            key: &es512,
+            key: &es256k,
             message: b"m",
-            signature: &es512_sig,
+            signature: &es256k_sig,
         },
         VerifyJob {
-            key: &es512,
+            key: &es256k,
             message: b"n",
-            signature: &es512_sig,
+            signature: &es256k_sig,
         },
         VerifyJob {
             key: &rsa,
@@ -400,4 +401,87 @@ fn a_lane_failing_mid_batch_is_answered_by_aws_lc() {
     );
     // The probe treats a failed lane as a failure.
     assert!(engine.probe(MbFamily::Rsa2048).is_err());
+}
+
+/// Through the per-core batcher (a real runtime, the real library): engine errors in the middle
+/// of cross-request batches — one lane, then whole calls after the first of a batch — leave
+/// every check with exactly aws-lc-rs's answer and are counted; repeated errors switch the
+/// family off for a cool-down (no library calls, the gauge at 1), after which it is tried again.
+#[test]
+fn engine_errors_mid_batch_are_answered_by_aws_lc_and_cool_the_family_down() {
+    use crate::crypto::cooldown::Breaker;
+    use crate::runtime::batcher::tests::{check_all, current_thread};
+    use std::sync::atomic::Ordering::Relaxed;
+    use std::time::Duration;
+
+    let Some(engine) = engine() else { return };
+    let cool_down = Duration::from_millis(300);
+    engine.health[MbFamily::Rsa2048.index()].set_breaker(Breaker::new(
+        3,
+        Duration::from_secs(60),
+        cool_down,
+    ));
+    let engine = Arc::new(engine);
+    let backend: Arc<dyn Backend> = engine.clone();
+    let pair = RsaKeyPair::generate(KeySize::Rsa2048).expect("keygen");
+    let key = backend
+        .prepare(&rsa_material(&pair), Algorithm::RS256)
+        .expect("key");
+    let class = backend.batch_class(&key).expect("RSA-2048 batches");
+    assert_eq!(class.answers, crate::crypto::BatchAnswers::PerLane);
+    let aws_lc = AwsLcBackend::default();
+    let aws_key = aws_lc
+        .prepare(&rsa_material(&pair), Algorithm::RS256)
+        .expect("key");
+    let checks: Vec<(Vec<u8>, Vec<u8>)> = (0..24u8)
+        .map(|i| {
+            let message = vec![i; 60];
+            let mut signature = rsa_sign(&pair, &signature::RSA_PKCS1_SHA256, &message);
+            if i % 5 == 2 {
+                signature[9] ^= 0x10;
+            }
+            (message, signature)
+        })
+        .collect();
+    let want = |n: usize| -> Vec<Result<(), Reject>> {
+        checks[..n]
+            .iter()
+            .map(|(m, s)| aws_lc.verify(&aws_key, m, s))
+            .collect()
+    };
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    let runtime = current_thread();
+    metrics::with_local_recorder(&recorder, || {
+        // One lane of one call fails: 1 error call of 3 allowed.
+        engine.fail_lanes.store(0b0000_1000, Relaxed);
+        assert_eq!(check_all(&runtime, &backend, &key, &checks[..8]), want(8));
+        engine.fail_lanes.store(0, Relaxed);
+        assert!(!engine.cooling_down(MbFamily::Rsa2048));
+        // 24 checks: three calls; the first answers, the next two fail whole.
+        let calls = engine.calls.load(Relaxed);
+        engine.fail_from_call.store(calls + 1, Relaxed);
+        assert_eq!(check_all(&runtime, &backend, &key, &checks), want(24));
+        assert_eq!(engine.calls.load(Relaxed), calls + 3);
+        assert!(engine.cooling_down(MbFamily::Rsa2048), "three failed calls");
+        // Cooling down: aws-lc-rs answers, the library is not called.
+        engine.fail_from_call.store(usize::MAX, Relaxed);
+        let calls = engine.calls.load(Relaxed);
+        assert_eq!(check_all(&runtime, &backend, &key, &checks), want(24));
+        assert_eq!(engine.calls.load(Relaxed), calls, "no library call");
+        // After the cool-down, crypto_mb is tried again.
+        std::thread::sleep(cool_down + Duration::from_millis(50));
+        assert_eq!(check_all(&runtime, &backend, &key, &checks), want(24));
+        assert_eq!(engine.calls.load(Relaxed), calls + 3);
+        assert!(!engine.cooling_down(MbFamily::Rsa2048));
+    });
+    let text = handle.render();
+    assert!(
+        text.contains(r#"verdict_engine_errors_total{engine="crypto-mb",alg="RS256"} 17"#),
+        "1 failed lane + 2 failed calls of 8 lanes, each re-run on aws-lc-rs:\n{text}"
+    );
+    assert!(
+        text.contains(r#"verdict_engine_cooling_down{engine="crypto-mb",family="RSA-2048"} 0"#),
+        "{text}"
+    );
 }
