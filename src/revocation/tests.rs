@@ -297,6 +297,7 @@ fn entries_round_trip_as_the_api_shows_them() {
         reason: Some("breach".into()),
         created_at: 1764633700,
         expires_at: None,
+        origin: None,
     };
     let json = serde_json::to_value(&entry).expect("json");
     assert_eq!(
