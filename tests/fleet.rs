@@ -463,3 +463,243 @@ async fn the_same_token_revoked_on_two_instances_at_once_stays_revoked() {
         "the other instance's entry is the one left"
     );
 }
+
+/// The soak (`#[ignore]`d; `FLEET_SOAK_S`, default 600): three instances under `verdict-load`
+/// with tokens that are never revoked, revocations arriving at 100/s spread over the three,
+/// Redis restarted (empty) twice. Every acknowledged revocation must be enforced by the two
+/// other instances (checked as they arrive, within 25 s even across a Redis restart); no
+/// instance may deny anything but those checks; resident memory stays flat once the live set
+/// is steady (entries expire after 30 s, the stream keeps 60 s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "the fleet soak: cargo test --test fleet -- --ignored soak --nocapture (FLEET_SOAK_S=60 for a short run)"]
+async fn soak() {
+    use common::load::{reader, verdict_load_bin, wait_child};
+    use std::process::{Command, Stdio};
+    let _serial = SERIAL.lock().await;
+    let seconds: u64 = std::env::var("FLEET_SOAK_S")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(600);
+    const RATE: u64 = 100;
+    const EXPIRY_S: u64 = 30;
+    const DEADLINE: Duration = Duration::from_secs(25);
+    let bin = verdict_load_bin();
+    let mut fleet = Fleet::new("retention_s = 60");
+    let servers = fleet.three();
+    let background: Vec<String> = (0..64).map(|i| token(&format!("bg-{i}"))).collect();
+    let tokens_path = fleet.dir.0.join("tokens.txt");
+    std::fs::write(&tokens_path, background.join("\n") + "\n").expect("tokens file");
+    let loads: Vec<_> = servers
+        .iter()
+        .map(|server| {
+            let mut child = Command::new(&bin)
+                .arg("run")
+                .arg("--target")
+                .arg(server.grpc.to_string())
+                .arg("--tokens-file")
+                .arg(&tokens_path)
+                .args(["-c", "1", "-m", "2", "-r", "300", "--warmup", "0s"])
+                .arg("--duration")
+                .arg(format!("{}s", seconds + 30))
+                .args(["--timeout", "5s", "--quiet"])
+                .arg("--deadline")
+                .arg(format!("{}s", seconds + 60))
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn verdict-load");
+            let out = reader(child.stdout.take().map(|p| Box::new(p) as _));
+            let err = reader(child.stderr.take().map(|p| Box::new(p) as _));
+            (child, out, err)
+        })
+        .collect();
+    let clients = clients(&servers).await;
+    let started = Instant::now();
+    let total = Duration::from_secs(seconds);
+    let restarts = [total / 3, total * 2 / 3];
+    let mut restarted = 0;
+    let mut acknowledged = 0u64;
+    // One confirmation task per acknowledged revocation: checks the two other instances,
+    // polling with a growing pause (5 ms to 500 ms), until both deny or DEADLINE passes.
+    let mut confirmations = Vec::new();
+    let mut rss: Vec<(Duration, [u64; 3])> = Vec::new();
+    let mut next_sample = Instant::now();
+    // Two driver threads per instance, each at RATE/6 per second on its own schedule, so a
+    // slow answer (an fsync) does not hold the others up; acknowledged ones go to the checker.
+    let (acked_tx, acked) = std::sync::mpsc::channel::<(String, String, usize, Instant)>();
+    const DRIVERS: usize = 6;
+    let admins: Vec<_> = servers.iter().map(|s| s.admin).collect();
+    let drivers: Vec<_> = (0..DRIVERS)
+        .map(|driver| {
+            let origin = driver % 3;
+            let admin = admins[origin];
+            let acked_tx = acked_tx.clone();
+            std::thread::spawn(move || {
+                let every = Duration::from_micros(DRIVERS as u64 * 1_000_000 / RATE);
+                let mut sent = 0u64;
+                while started.elapsed() < total {
+                    let due = started + every * sent as u32;
+                    if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                        std::thread::sleep(wait);
+                    }
+                    let jti = format!("s-{driver}-{sent}");
+                    let body = json!({"provider": "corp", "jti": jti, "expires_at": common::now() + EXPIRY_S}).to_string();
+                    let (status, text) = admin_call(admin, "POST", "/v1/revocations", Some(TOKEN), Some(body.as_bytes()));
+                    assert_eq!(status, 201, "{text}");
+                    let at = Instant::now();
+                    if acked_tx.send((token(&jti), jti, origin, at)).is_err() {
+                        break;
+                    }
+                    sent += 1;
+                }
+            })
+        })
+        .collect();
+    drop(acked_tx);
+    while started.elapsed() < total {
+        if restarted < restarts.len() && started.elapsed() >= restarts[restarted] {
+            fleet.redis.restart_empty();
+            restarted += 1;
+            println!("soak: Redis restarted empty at {:?}", started.elapsed());
+        }
+        while let Ok(acked) = acked.try_recv() {
+            acknowledged += 1;
+            confirmations.push(tokio::spawn(confirm(clients.clone(), acked, DEADLINE)));
+        }
+        if Instant::now() >= next_sample {
+            next_sample += Duration::from_secs(5);
+            let sample = [0, 1, 2].map(|i| common::redis::rss_of(servers[i].pid()).unwrap_or(0));
+            rss.push((started.elapsed(), sample));
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    for driver in drivers {
+        driver.join().expect("revocation driver");
+    }
+    while let Ok(acked) = acked.try_recv() {
+        acknowledged += 1;
+        confirmations.push(tokio::spawn(confirm(clients.clone(), acked, DEADLINE)));
+    }
+    let mut lost = Vec::new();
+    let mut checker_denials = [0u64; 3];
+    let mut slowest = Duration::ZERO;
+    for confirmation in confirmations {
+        let (jti, missing, denied, took) = confirmation.await.expect("confirmation task");
+        for (count, add) in checker_denials.iter_mut().zip(denied) {
+            *count += add;
+        }
+        if missing.is_empty() {
+            slowest = slowest.max(took);
+        } else {
+            lost.push((jti, missing));
+        }
+    }
+    let mut denials = [0f64; 3];
+    let mut allows = [0f64; 3];
+    for (i, server) in servers.iter().enumerate() {
+        denials[i] = server
+            .metrics_text()
+            .lines()
+            .filter_map(common::parse_series)
+            .filter(|(name, labels, _)| {
+                name == "verdict_checks_total"
+                    && labels.iter().any(|(k, v)| k == "result" && v == "deny")
+            })
+            .map(|(_, _, v)| v)
+            .sum();
+        allows[i] = server
+            .metric_where("verdict_checks_total", &[("result", "allow")])
+            .unwrap_or(0.0);
+    }
+    let gaps: Vec<f64> = servers
+        .iter()
+        .map(|s| metric(s, "verdict_fleet_gaps_total"))
+        .collect();
+    let stream_len = fleet.redis.xlen(STREAM);
+    for (mut child, out, err) in loads {
+        let _ = child.kill();
+        let _ = wait_child(&mut child, Duration::from_secs(10), "verdict-load");
+        let _ = (out.join(), err.join());
+    }
+    let half = rss.len() / 2;
+    let mb = |b: u64| b as f64 / 1048576.0;
+    let peak = |samples: &[(Duration, [u64; 3])], i: usize| {
+        samples.iter().map(|(_, s)| s[i]).max().unwrap_or(0)
+    };
+    println!(
+        "soak {seconds} s: {acknowledged} revocations acknowledged ({RATE}/s), {} lost, slowest confirmation {:.2} s; Redis restarted {restarted}x; gaps seen {gaps:?}; stream length at the end {stream_len}",
+        lost.len(),
+        slowest.as_secs_f64()
+    );
+    for i in 0..3 {
+        println!(
+            "soak instance {i}: {:.0} allowed, {:.0} denied ({} of them the checker's revoked tokens); RSS first half peak {:.1} MiB, second half peak {:.1} MiB, last {:.1} MiB",
+            allows[i],
+            denials[i],
+            checker_denials[i],
+            mb(peak(&rss[..half], i)),
+            mb(peak(&rss[half..], i)),
+            mb(rss.last().map_or(0, |(_, s)| s[i]))
+        );
+    }
+    if !lost.is_empty() {
+        for (i, server) in servers.iter().enumerate() {
+            let logs = server.logs();
+            let fleet_lines: Vec<&str> = logs.lines().filter(|l| l.contains("fleet")).collect();
+            let tail = &fleet_lines[fleet_lines.len().saturating_sub(15)..];
+            println!("instance {i} fleet log (last lines):\n{}", tail.join("\n"));
+        }
+    }
+    assert!(
+        lost.is_empty(),
+        "lost revocations: {:?}",
+        &lost[..lost.len().min(10)]
+    );
+    for i in 0..3 {
+        assert_eq!(
+            denials[i], checker_denials[i] as f64,
+            "instance {i} denied a token that was never revoked"
+        );
+        assert!(allows[i] > 0.0, "instance {i} served the load");
+        // Flat: the second half's peak is within a quarter (plus 16 MiB of allocator slack)
+        // of the first half's, once the live set (30 s of revocations) is steady.
+        let (first, second) = (peak(&rss[..half], i), peak(&rss[half..], i));
+        assert!(
+            second <= first + first / 4 + (16 << 20),
+            "instance {i} memory grew: {} → {} MiB",
+            mb(first),
+            mb(second)
+        );
+    }
+    assert_eq!(restarted, 2);
+}
+
+/// One soak revocation `(token, jti, origin, acknowledged at)`: checks the two instances that
+/// did not accept it until both deny it (or `deadline` passes). Returns its jti, the instances
+/// that never denied it, the denials seen per instance, and how long confirming took.
+async fn confirm(
+    mut clients: Vec<AuthorizationClient<Channel>>,
+    (token, jti, origin, at): (String, String, usize, Instant),
+    deadline: Duration,
+) -> (String, Vec<usize>, [u64; 3], Duration) {
+    let mut missing: Vec<usize> = (0..3).filter(|&i| i != origin).collect();
+    let mut denied = [0u64; 3];
+    let mut pause = Duration::from_millis(5);
+    loop {
+        let mut left = Vec::new();
+        for i in missing {
+            if code(&mut clients[i], &token).await == GRPC_UNAUTHENTICATED {
+                denied[i] += 1;
+            } else {
+                left.push(i);
+            }
+        }
+        missing = left;
+        if missing.is_empty() || at.elapsed() > deadline {
+            return (jti, missing, denied, at.elapsed());
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(500));
+    }
+}

@@ -74,6 +74,8 @@ struct Shared {
     queue: Arc<PublishQueue>,
     state_path: Option<PathBuf>,
     state: Mutex<State>,
+    /// Held across a state write, so writes land one at a time and in order.
+    state_write: tokio::sync::Mutex<()>,
     connector: Connector,
     caught_up: AtomicBool,
     reader_connected: AtomicBool,
@@ -143,6 +145,7 @@ impl Fleet {
             queue,
             state_path,
             state: Mutex::new(state),
+            state_write: tokio::sync::Mutex::new(()),
             connector,
             caught_up: AtomicBool::new(false),
             reader_connected: AtomicBool::new(false),
@@ -214,6 +217,7 @@ impl Shared {
 
     /// Changes the state under its lock and writes it durably (off the async thread).
     async fn update_state(&self, change: impl FnOnce(&mut State)) {
+        let _writing = self.state_write.lock().await;
         let snapshot = {
             let mut state = lock(&self.state);
             change(&mut state);

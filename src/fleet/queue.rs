@@ -124,14 +124,15 @@ impl PublishQueue {
     pub fn push(&self, record: LogRecord, cause: Cause) {
         let depth = {
             let mut inner = self.lock();
-            Self::push_locked(&mut inner, record, cause);
+            Self::push_locked(&mut inner, record, cause, true);
             inner.pending.len()
         };
         self.gauge(depth);
         self.notify.notify_one();
     }
 
-    fn push_locked(inner: &mut Inner, record: LogRecord, cause: Cause) {
+    /// Appends one change (fsynced when `sync`: a batch syncs once, after its last line).
+    fn push_locked(inner: &mut Inner, record: LogRecord, cause: Cause, sync: bool) {
         {
             if let LogRecord::Remove { id, .. } = &record {
                 inner.removed.insert(id.clone());
@@ -149,7 +150,7 @@ impl PublishQueue {
                     .and_then(|mut bytes| {
                         bytes.push(b'\n');
                         file.write_all(&bytes)?;
-                        file.sync_data()
+                        if sync { file.sync_data() } else { Ok(()) }
                     });
                 match written {
                     Ok(()) => inner.lines += 1,
@@ -185,7 +186,7 @@ impl PublishQueue {
                 }
                 queued += 1;
                 if durable {
-                    Self::push_locked(&mut inner, LogRecord::Add(entry), cause);
+                    Self::push_locked(&mut inner, LogRecord::Add(entry), cause, false);
                 } else {
                     inner.pending.push_back(Item {
                         seq: None,
@@ -193,6 +194,13 @@ impl PublishQueue {
                         record: LogRecord::Add(entry),
                     });
                 }
+            }
+            if durable
+                && queued > 0
+                && let Some(file) = &inner.file
+                && let Err(error) = file.sync_data()
+            {
+                tracing::error!(%error, "fleet publish queue: cannot sync the queue file");
             }
             self.gauge(inner.pending.len());
         }

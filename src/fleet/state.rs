@@ -74,7 +74,8 @@ pub fn load(path: Option<&Path>, configured_id: Option<&str>) -> Result<State, S
     }
 }
 
-/// Writes `state` atomically (nothing when in memory only).
+/// Writes `state` atomically (nothing when in memory only). One writer at a time (the caller
+/// serialises): writers share the temporary file.
 pub fn save(path: Option<&Path>, state: &State) -> Result<(), StateError> {
     let Some(path) = path else {
         return Ok(());
@@ -83,7 +84,9 @@ pub fn save(path: Option<&Path>, state: &State) -> Result<(), StateError> {
         path: path.to_owned(),
         why,
     };
-    let temporary = path.with_extension("tmp");
+    let mut temporary = path.as_os_str().to_owned();
+    temporary.push(".tmp");
+    let temporary = PathBuf::from(temporary);
     let bytes = serde_json::to_vec(state).map_err(|e| error(e.to_string()))?;
     let mut file = std::fs::File::create(&temporary).map_err(|e| error(e.to_string()))?;
     file.write_all(&bytes)
