@@ -258,11 +258,16 @@ async fn check_gaps(
     }
     let info = stream_info(shared, conn).await?;
     let cursor = shared.state().cursor;
-    if cursor != wire::START
-        && let (Some(deleted), Some(at)) = (info.max_deleted, wire::parse_id(&cursor))
-        && deleted > at
-    {
-        gap(shared, names::labels::TRIMMED, &cursor, &current).await;
+    let at = wire::parse_id(&cursor).filter(|_| cursor != wire::START);
+    if let Some(at) = at {
+        if info.last_generated.is_none_or(|end| end < at) {
+            // The stream ends before what this instance already read: a failover to a replica
+            // that had not received the last entries (the epoch survived), or the stream was
+            // deleted. Entries may be gone: treat it as a reset.
+            gap(shared, names::labels::RESET, &cursor, &current).await;
+        } else if info.max_deleted.is_some_and(|deleted| deleted > at) {
+            gap(shared, names::labels::TRIMMED, &cursor, &current).await;
+        }
     }
     Ok(info)
 }
