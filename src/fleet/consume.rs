@@ -5,7 +5,6 @@
 
 use super::conn::Backoff;
 use super::{Shared, wire};
-use crate::revocation::LogRecord;
 use crate::telemetry::names;
 use redis::aio::MultiplexedConnection;
 use redis::streams::{StreamId, StreamReadReply};
@@ -104,27 +103,18 @@ async fn serve(
             .query_async(conn)
             .await?;
         backoff.reset();
-        let mut last = None;
-        let mut failed = None;
-        for entry in reply
+        let entries: Vec<&StreamId> = reply
             .iter()
             .flat_map(|r| r.keys.iter())
             .flat_map(|k| k.ids.iter())
-        {
-            if let Err(error) = apply(shared, entry).await {
-                failed = Some(error);
-                break;
-            }
-            last = Some(entry.id.clone());
-        }
-        if let Some(last) = last {
+            .collect();
+        if let Some(last) = entries.last().map(|e| e.id.clone()) {
+            // Applied as one batch (one log fsync); on failure the cursor stays before it.
+            apply(shared, &entries).await.map_err(SessionError::Apply)?;
             if let Some((ms, _)) = wire::parse_id(&last) {
                 metrics::gauge!(names::FLEET_LAST_APPLIED_ID_MS).set(ms as f64);
             }
             shared.update_state(|state| state.cursor = last).await;
-        }
-        if let Some(error) = failed {
-            return Err(SessionError::Apply(error));
         }
         if Instant::now() >= next_check {
             next_check = Instant::now() + Duration::from_millis(BLOCK_MS);
@@ -134,39 +124,43 @@ async fn serve(
     }
 }
 
-/// Applies one stream entry, unless it is this instance's own.
-async fn apply(shared: &Arc<Shared>, entry: &StreamId) -> Result<(), String> {
-    let (origin, record) = match wire::decode(&entry.map) {
-        Ok(decoded) => decoded,
-        Err(error) => {
-            tracing::warn!(id = %entry.id, %error, "fleet: unreadable stream entry skipped");
-            return Ok(());
+/// Applies stream entries (other instances' only) to the store as one batch.
+async fn apply(shared: &Arc<Shared>, entries: &[&StreamId]) -> Result<(), String> {
+    let mut changes = Vec::with_capacity(entries.len());
+    let mut published_ms = Vec::with_capacity(entries.len());
+    for entry in entries {
+        match wire::decode(&entry.map) {
+            Ok((origin, _)) if origin == shared.instance_id => {}
+            Ok((_, record)) => {
+                changes.push(record);
+                published_ms.push(wire::parse_id(&entry.id).map_or(0, |(ms, _)| ms));
+            }
+            Err(error) => {
+                tracing::warn!(id = %entry.id, %error, "fleet: unreadable stream entry skipped");
+            }
         }
-    };
-    if origin == shared.instance_id {
+    }
+    if changes.is_empty() {
         return Ok(());
     }
     let now = (shared.clock)();
     let store = Arc::clone(&shared.store);
-    let changed = tokio::task::spawn_blocking(move || match record {
-        LogRecord::Add(revocation) => store.apply_remote(revocation, now),
-        LogRecord::Remove { id, at } => store.remove_remote(&id, at),
-    })
-    .await
-    .map_err(|e| e.to_string())?
-    .map_err(|e| e.to_string())?;
-    let result = if changed {
-        names::labels::APPLIED
-    } else {
-        names::labels::DUPLICATE
-    };
-    metrics::counter!(names::FLEET_APPLIED_TOTAL, names::labels::RESULT => result).increment(1);
-    if changed && let Some((ms, _)) = wire::parse_id(&entry.id) {
-        let now_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
-        metrics::histogram!(names::FLEET_APPLY_DELAY_SECONDS)
-            .record(now_ms.saturating_sub(ms) as f64 / 1000.0);
+    let changed = tokio::task::spawn_blocking(move || store.apply_remote_batch(changes, now))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    for (changed, ms) in changed.into_iter().zip(published_ms) {
+        let result = if changed {
+            metrics::histogram!(names::FLEET_APPLY_DELAY_SECONDS)
+                .record(now_ms.saturating_sub(ms) as f64 / 1000.0);
+            names::labels::APPLIED
+        } else {
+            names::labels::DUPLICATE
+        };
+        metrics::counter!(names::FLEET_APPLIED_TOTAL, names::labels::RESULT => result).increment(1);
     }
     Ok(())
 }

@@ -241,6 +241,61 @@ impl RevocationStore {
         Ok(true)
     }
 
+    /// Applies a batch of other fleet instances' changes, in order, with one log write and one
+    /// fsync, then publishes once: each add keeps its id, duplicates (an id already live, or
+    /// expired by `now`) and removals of unknown ids change nothing. Not told to the observer;
+    /// `max_entries` does not apply. Returns, per change, whether it changed the set.
+    pub fn apply_remote_batch(
+        &self,
+        changes: Vec<LogRecord>,
+        now: u64,
+    ) -> Result<Vec<bool>, StoreError> {
+        let mut inner = self.lock();
+        let mut present: HashMap<&str, bool> = HashMap::new();
+        let mut effective = Vec::with_capacity(changes.len());
+        for change in &changes {
+            let (id, add) = match change {
+                LogRecord::Add(entry) => (entry.id.as_str(), Some(entry)),
+                LogRecord::Remove { id, .. } => (id.as_str(), None),
+            };
+            let live = *present
+                .entry(id)
+                .or_insert_with(|| inner.entries.contains_key(id));
+            let changes_set = match add {
+                Some(entry) => !live && !entry.expired(now),
+                None => live,
+            };
+            if changes_set {
+                present.insert(id, add.is_some());
+            }
+            effective.push(changes_set);
+        }
+        let logged: Vec<LogRecord> = changes
+            .iter()
+            .zip(&effective)
+            .filter(|(_, changed)| **changed)
+            .map(|(change, _)| change.clone())
+            .collect();
+        if logged.is_empty() {
+            return Ok(effective);
+        }
+        if let Some(log) = &mut inner.log {
+            let fsync = log.append_all(&logged)?;
+            metrics::histogram!(names::REVOCATION_LOG_FSYNC_SECONDS).record(fsync.as_secs_f64());
+        }
+        for change in logged {
+            match change {
+                LogRecord::Add(entry) => inner.insert(entry),
+                LogRecord::Remove { id, .. } => {
+                    inner.delete(&id);
+                }
+            }
+        }
+        self.maybe_compact(&mut inner);
+        self.publish(&inner);
+        Ok(effective)
+    }
+
     /// Applies a removal made by another fleet instance: durably, not told to the observer.
     /// Returns `false` when no entry has this id (already removed, or never seen).
     pub fn remove_remote(&self, id: &str, at: u64) -> Result<bool, StoreError> {
