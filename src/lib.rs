@@ -16,6 +16,7 @@ pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod crypto;
+pub mod fleet;
 pub mod jose;
 pub mod keys;
 pub mod policy;

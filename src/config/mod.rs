@@ -14,6 +14,7 @@ mod audit;
 mod cache;
 mod crypto;
 mod error;
+mod fleet;
 mod headers;
 mod introspection;
 mod key_source;
@@ -31,6 +32,7 @@ pub use audit::{
 pub use cache::CacheConfig;
 pub use crypto::{CryptoBackend, CryptoConfig};
 pub use error::{ConfigError, ConfigErrorKind, ConfigWarning, Location};
+pub use fleet::{FleetConfig, MIN_FLEET_RETENTION_S};
 pub use introspection::{
     ClientAuth, ClientCredential, ProviderType, Unavailable, read_client_secret,
 };
@@ -44,6 +46,7 @@ use audit::check_audit;
 use cache::check_cache;
 use crypto::check_crypto;
 use error::{Invalid, invalid};
+use fleet::check_fleet;
 use provider::check_provider;
 use revocation::check_revocation;
 use serde::Deserialize;
@@ -75,6 +78,10 @@ pub struct Config {
     /// `[crypto]`: the signature-verification engine. Optional; absent = `backend = "auto"`.
     #[serde(default)]
     pub crypto: CryptoConfig,
+    /// `[fleet]`: the Redis stream shared with the other instances. Optional; absent = a single
+    /// instance.
+    #[serde(default)]
+    pub fleet: FleetConfig,
     /// `[[providers]]`: the token issuers this appliance trusts. At least one is required.
     #[serde(default)]
     pub providers: Vec<ProviderConfig>,
@@ -201,6 +208,12 @@ impl Config {
         {
             *path = base.join(&*path);
         }
+        if let Some(path) = &mut self.fleet.password_file
+            && path.is_relative()
+            && !path.as_os_str().is_empty()
+        {
+            *path = base.join(&*path);
+        }
         if let Some(path) = &mut self.crypto.crypto_mb_library
             && path.is_relative()
             && !path.as_os_str().is_empty()
@@ -237,6 +250,7 @@ impl Config {
         check_revocation(&self.revocation)?;
         check_audit(&self.audit)?;
         check_crypto(&self.crypto)?;
+        check_fleet(&self.fleet)?;
         if self.providers.is_empty() {
             return Err(invalid(
                 "providers",
@@ -513,7 +527,8 @@ mod tests {
             ),
             ("audit", format!("[audit]\nzz_unknown = 1\n{PROVIDER}"), 3),
             ("crypto", format!("[crypto]\nzz_unknown = 1\n{PROVIDER}"), 3),
-            ("top level", format!("zz_unknown = 1\n{PROVIDER}"), 7),
+            ("fleet", format!("[fleet]\nzz_unknown = 1\n{PROVIDER}"), 7),
+            ("top level", format!("zz_unknown = 1\n{PROVIDER}"), 8),
         ];
         for (table, text, count) in tables {
             let keys = expected_keys(&text);
@@ -675,6 +690,7 @@ mod tests {
             admin: AdminConfig::default(),
             cache: CacheConfig::default(),
             revocation: RevocationConfig::default(),
+            fleet: FleetConfig::default(),
             audit: AuditConfig::default(),
             crypto: CryptoConfig::default(),
             providers: vec![ProviderConfig::new(

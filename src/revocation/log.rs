@@ -130,11 +130,20 @@ impl RevocationLog {
 
     /// Appends `record` and waits until it is on disk; returns how long the fsync took.
     pub fn append(&mut self, record: &LogRecord) -> Result<Duration, LogError> {
-        let mut line = serde_json::to_vec(record).map_err(|e| LogError::Io {
-            path: self.path.clone(),
-            source: io::Error::other(e),
-        })?;
-        line.push(b'\n');
+        self.append_all(std::slice::from_ref(record))
+    }
+
+    /// Appends `records` with one write and one fsync (a batch applied from the fleet's
+    /// stream) and waits until they are on disk; returns how long the fsync took.
+    pub fn append_all(&mut self, records: &[LogRecord]) -> Result<Duration, LogError> {
+        let mut line = Vec::new();
+        for record in records {
+            serde_json::to_writer(&mut line, record).map_err(|e| LogError::Io {
+                path: self.path.clone(),
+                source: io::Error::other(e),
+            })?;
+            line.push(b'\n');
+        }
         let io_error = |source| LogError::Io {
             path: self.path.clone(),
             source,
@@ -149,7 +158,7 @@ impl RevocationLog {
             #[cfg(target_os = "linux")]
             Sink::Uring(writer) => writer.append(line).map_err(io_error)?,
         };
-        self.lines += 1;
+        self.lines += records.len();
         Ok(fsync)
     }
 

@@ -20,7 +20,7 @@ mod uring;
 
 pub use log::{LogError, LogRecord, RevocationLog};
 pub use set::RevocationSet;
-pub use store::{NewRevocation, Opened, RevocationStore, StoreError};
+pub use store::{ChangeObserver, NewRevocation, Opened, RevocationStore, StoreError};
 
 use serde::{Deserialize, Serialize};
 use std::collections::hash_map::RandomState;
@@ -94,6 +94,10 @@ pub struct Revocation {
     /// When no token it matches can still be valid (Unix seconds); `None` = until removed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<u64>,
+    /// The fleet instance that accepted it, for an entry applied from the fleet's stream;
+    /// `None` for one accepted here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
 }
 
 impl Revocation {

@@ -56,12 +56,24 @@ pub struct Opened {
     pub io_uring: bool,
 }
 
+/// Told of every change accepted here (not of those applied from the fleet), in log order,
+/// after the log append and before the change is acknowledged: the fleet's publish queue.
+pub type ChangeObserver = Box<dyn Fn(&LogRecord) + Send + Sync>;
+
 /// The store.
-#[derive(Debug)]
 pub struct RevocationStore {
     inner: Mutex<Inner>,
     published: Arc<ArcSwap<RevocationSet>>,
     max_entries: usize,
+    observer: std::sync::OnceLock<ChangeObserver>,
+}
+
+impl std::fmt::Debug for RevocationStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RevocationStore")
+            .field("max_entries", &self.max_entries)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Default)]
@@ -125,6 +137,7 @@ impl RevocationStore {
             published: Arc::new(ArcSwap::from_pointee(inner.snapshot.clone())),
             inner: Mutex::new(inner),
             max_entries,
+            observer: std::sync::OnceLock::new(),
         };
         {
             let mut inner = store.lock();
@@ -159,11 +172,14 @@ impl RevocationStore {
             reason: new.reason,
             created_at: now,
             expires_at: new.expires_at,
+            origin: None,
         };
+        let record = LogRecord::Add(entry.clone());
         if let Some(log) = &mut inner.log {
-            let fsync = log.append(&LogRecord::Add(entry.clone()))?;
+            let fsync = log.append(&record)?;
             metrics::histogram!(names::REVOCATION_LOG_FSYNC_SECONDS).record(fsync.as_secs_f64());
         }
+        self.observe(&record);
         metrics::counter!(names::REVOCATIONS_TOTAL, names::labels::KIND => entry.selector.kind())
             .increment(1);
         inner.insert(entry.clone());
@@ -178,19 +194,127 @@ impl RevocationStore {
         if !inner.entries.contains_key(id) {
             return Err(StoreError::NotFound(id.to_owned()));
         }
+        let record = LogRecord::Remove {
+            id: id.to_owned(),
+            at: now,
+        };
         if let Some(log) = &mut inner.log {
-            let fsync = log.append(&LogRecord::Remove {
-                id: id.to_owned(),
-                at: now,
-            })?;
+            let fsync = log.append(&record)?;
             metrics::histogram!(names::REVOCATION_LOG_FSYNC_SECONDS).record(fsync.as_secs_f64());
         }
+        self.observe(&record);
         let removed = inner
             .delete(id)
             .ok_or_else(|| StoreError::NotFound(id.to_owned()))?;
         self.maybe_compact(&mut inner);
         self.publish(&inner);
         Ok(removed)
+    }
+
+    /// Sets the [`ChangeObserver`] (once; a second call is refused with `false`).
+    pub fn set_observer(&self, observer: ChangeObserver) -> bool {
+        self.observer.set(observer).is_ok()
+    }
+
+    fn observe(&self, record: &LogRecord) {
+        if let Some(observer) = self.observer.get() {
+            observer(record);
+        }
+    }
+
+    /// Applies an entry accepted by another fleet instance, keeping its id: durably logged and
+    /// published like a local one, but not told to the observer. Returns `false` (nothing
+    /// changed) when an entry with this id is already live or it has expired by `now`.
+    /// `max_entries` does not apply: refusing another instance's revocation would leave a hole.
+    pub fn apply_remote(&self, entry: Revocation, now: u64) -> Result<bool, StoreError> {
+        let mut inner = self.lock();
+        if inner.entries.contains_key(&entry.id) || entry.expired(now) {
+            return Ok(false);
+        }
+        if let Some(log) = &mut inner.log {
+            let fsync = log.append(&LogRecord::Add(entry.clone()))?;
+            metrics::histogram!(names::REVOCATION_LOG_FSYNC_SECONDS).record(fsync.as_secs_f64());
+        }
+        inner.insert(entry);
+        self.maybe_compact(&mut inner);
+        self.publish(&inner);
+        Ok(true)
+    }
+
+    /// Applies a batch of other fleet instances' changes, in order, with one log write and one
+    /// fsync, then publishes once: each add keeps its id, duplicates (an id already live, or
+    /// expired by `now`) and removals of unknown ids change nothing. Not told to the observer;
+    /// `max_entries` does not apply. Returns, per change, whether it changed the set.
+    pub fn apply_remote_batch(
+        &self,
+        changes: Vec<LogRecord>,
+        now: u64,
+    ) -> Result<Vec<bool>, StoreError> {
+        let mut inner = self.lock();
+        let mut present: HashMap<&str, bool> = HashMap::new();
+        let mut effective = Vec::with_capacity(changes.len());
+        for change in &changes {
+            let (id, add) = match change {
+                LogRecord::Add(entry) => (entry.id.as_str(), Some(entry)),
+                LogRecord::Remove { id, .. } => (id.as_str(), None),
+            };
+            let live = *present
+                .entry(id)
+                .or_insert_with(|| inner.entries.contains_key(id));
+            let changes_set = match add {
+                Some(entry) => !live && !entry.expired(now),
+                None => live,
+            };
+            if changes_set {
+                present.insert(id, add.is_some());
+            }
+            effective.push(changes_set);
+        }
+        let logged: Vec<LogRecord> = changes
+            .iter()
+            .zip(&effective)
+            .filter(|(_, changed)| **changed)
+            .map(|(change, _)| change.clone())
+            .collect();
+        if logged.is_empty() {
+            return Ok(effective);
+        }
+        if let Some(log) = &mut inner.log {
+            let fsync = log.append_all(&logged)?;
+            metrics::histogram!(names::REVOCATION_LOG_FSYNC_SECONDS).record(fsync.as_secs_f64());
+        }
+        for change in logged {
+            match change {
+                LogRecord::Add(entry) => inner.insert(entry),
+                LogRecord::Remove { id, .. } => {
+                    inner.delete(&id);
+                }
+            }
+        }
+        self.maybe_compact(&mut inner);
+        self.publish(&inner);
+        Ok(effective)
+    }
+
+    /// Applies a removal made by another fleet instance: durably, not told to the observer.
+    /// Returns `false` when no entry has this id (already removed, or never seen).
+    pub fn remove_remote(&self, id: &str, at: u64) -> Result<bool, StoreError> {
+        let mut inner = self.lock();
+        if !inner.entries.contains_key(id) {
+            return Ok(false);
+        }
+        if let Some(log) = &mut inner.log {
+            let record = LogRecord::Remove {
+                id: id.to_owned(),
+                at,
+            };
+            let fsync = log.append(&record)?;
+            metrics::histogram!(names::REVOCATION_LOG_FSYNC_SECONDS).record(fsync.as_secs_f64());
+        }
+        inner.delete(id);
+        self.maybe_compact(&mut inner);
+        self.publish(&inner);
+        Ok(true)
     }
 
     /// The live entries, oldest first.
@@ -262,10 +386,11 @@ impl Inner {
         if self.entries.contains_key(&entry.id) {
             return;
         }
-        self.by_selector.insert(
-            (entry.provider.clone(), entry.selector.clone()),
-            entry.id.clone(),
-        );
+        // Two instances of a fleet may revoke the same selector at once: both entries stay live
+        // (either keeps it revoked); a repeated POST answers the first.
+        self.by_selector
+            .entry((entry.provider.clone(), entry.selector.clone()))
+            .or_insert_with(|| entry.id.clone());
         if let Some(key) = entry.selector.key(&entry.provider) {
             let count = self.counts.entry(key).or_insert(0);
             *count += 1;

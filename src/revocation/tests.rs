@@ -297,6 +297,7 @@ fn entries_round_trip_as_the_api_shows_them() {
         reason: Some("breach".into()),
         created_at: 1764633700,
         expires_at: None,
+        origin: None,
     };
     let json = serde_json::to_value(&entry).expect("json");
     assert_eq!(
@@ -311,4 +312,53 @@ fn entries_round_trip_as_the_api_shows_them() {
         serde_json::from_str::<LogRecord>(&line).expect("parse"),
         LogRecord::Add(entry)
     );
+}
+
+#[test]
+fn fleet_entries_keep_their_id_survive_a_restart_and_are_not_observed() {
+    let dir = scratch("fleet");
+    let log = dir.join("revocations.log");
+    let observed = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (store, _) = RevocationStore::open(Some(&log), 100, 1000).expect("open");
+    let sink = std::sync::Arc::clone(&observed);
+    assert!(store.set_observer(Box::new(move |record| {
+        sink.lock().expect("observed").push(record.clone());
+    })));
+    let (local, _) = store
+        .add(new("corp", Selector::Sub("alice".into())), 1000)
+        .expect("add");
+    // Another instance revoked the same subject at the same moment: both entries are live.
+    let remote = Revocation {
+        id: "rv-00000000000000aa".into(),
+        provider: "corp".into(),
+        selector: Selector::Sub("alice".into()),
+        reason: None,
+        created_at: 1000,
+        expires_at: None,
+        origin: Some("gw-2".into()),
+    };
+    assert!(store.apply_remote(remote.clone(), 1000).expect("apply"));
+    assert!(
+        !store.apply_remote(remote.clone(), 1000).expect("again"),
+        "deduplicated by id"
+    );
+    let alice = token("corp", "j", "alice", "s", "k", Some(900));
+    store.remove(&local.id, 1001).expect("remove local");
+    assert!(revoked(&store, &alice), "the remote entry still revokes");
+    assert_eq!(
+        observed.lock().expect("observed").len(),
+        2,
+        "local add and remove only"
+    );
+    drop(store);
+    let (store, _) = RevocationStore::open(Some(&log), 100, 1002).expect("reopen");
+    assert_eq!(store.list(), vec![remote.clone()]);
+    assert!(
+        store
+            .remove_remote(&remote.id, 1003)
+            .expect("remove remote")
+    );
+    assert!(!store.remove_remote(&remote.id, 1003).expect("gone"));
+    assert!(!revoked(&store, &alice));
+    let _ = std::fs::remove_dir_all(&dir);
 }

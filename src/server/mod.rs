@@ -9,6 +9,7 @@ pub use key_sources::probe_remote;
 
 use crate::config::{self, Config, KeySource, ProviderConfig};
 use crate::crypto::{self as engines, Backend, EngineChoice};
+use crate::fleet::Fleet;
 use crate::jose::b64;
 use crate::policy::Providers;
 use crate::revocation::RevocationStore;
@@ -173,6 +174,13 @@ pub fn serve(options: ServeOptions) -> ExitCode {
             return ExitCode::from(EXIT_START_FAILURE);
         }
     };
+    let fleet = match join_fleet(&config, &revocations, control.handle()) {
+        Ok(fleet) => fleet,
+        Err(message) => {
+            eprintln!("verdict: {message}");
+            return ExitCode::from(EXIT_START_FAILURE);
+        }
+    };
     let state = ServiceState {
         providers: Arc::clone(&snapshot.providers),
         backend,
@@ -184,6 +192,7 @@ pub fn serve(options: ServeOptions) -> ExitCode {
         snapshot,
         sources,
         revocations,
+        fleet,
     };
     match run(
         config,
@@ -209,6 +218,7 @@ struct KeyWiring {
     snapshot: Snapshot,
     sources: Vec<SourceTask>,
     revocations: Arc<RevocationStore>,
+    fleet: Option<Fleet>,
 }
 
 fn run(
@@ -369,8 +379,11 @@ fn run(
 
     // The admin listener runs on the control runtime: it never competes with check traffic.
     let readiness_state = state.clone();
-    let readiness: Arc<dyn Fn() -> Readiness + Send + Sync> =
-        Arc::new(move || readiness_of(&readiness_state.providers.load(), system_clock()));
+    let readiness_fleet = keys.fleet.clone();
+    let readiness: Arc<dyn Fn() -> Readiness + Send + Sync> = Arc::new(move || Readiness {
+        fleet: readiness_fleet.as_ref().map(Fleet::readiness),
+        ..readiness_of(&readiness_state.providers.load(), system_clock())
+    });
     let router = telemetry::admin_router(Arc::clone(&telemetry), readiness)
         .merge(admin_api_router(admin_api));
     let (admin_stop_tx, admin_stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -459,6 +472,25 @@ fn open_revocations(config: &Config) -> Result<RevocationStore, String> {
         );
     }
     Ok(store)
+}
+
+/// Joins the fleet `[fleet]` names, if any: its tasks run on the control runtime.
+fn join_fleet(
+    config: &Config,
+    store: &Arc<RevocationStore>,
+    runtime: &tokio::runtime::Handle,
+) -> Result<Option<Fleet>, String> {
+    if !config.fleet.enabled() {
+        return Ok(None);
+    }
+    Fleet::start(
+        &config.fleet,
+        config.revocation.log_file.as_deref(),
+        Arc::clone(store),
+        runtime,
+        system_clock,
+    )
+    .map(Some)
 }
 
 /// Drops expired revocations once a second (off the request path).
@@ -581,6 +613,7 @@ fn readiness_of(providers: &Providers, now: u64) -> Readiness {
                 },
             })
             .collect(),
+        fleet: None,
     }
 }
 
@@ -624,6 +657,7 @@ fn demo_config() -> Result<(Config, Demo), String> {
         admin: config::AdminConfig::default(),
         cache: config::CacheConfig::default(),
         revocation: config::RevocationConfig::default(),
+        fleet: config::FleetConfig::default(),
         audit: config::AuditConfig::default(),
         crypto: config::CryptoConfig::default(),
         providers: vec![provider],

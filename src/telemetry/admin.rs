@@ -23,14 +23,30 @@ pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4";
 pub struct Readiness {
     /// Every configured provider, in configuration order.
     pub providers: Vec<ProviderReadiness>,
+    /// The fleet's shared revocations, when `[fleet]` is on.
+    pub fleet: Option<FleetReadiness>,
 }
 
 impl Readiness {
-    /// True when every provider has a usable key set. Any provider without one would fail closed
-    /// (deny every token it should accept), so the whole instance is not ready until all are.
+    /// True when every provider has a usable key set (any provider without one would fail
+    /// closed, denying every token it should accept) and, in a fleet, the stream has been
+    /// replayed once since start (before that, revocations made elsewhere may be missing here).
     pub fn is_ready(&self) -> bool {
         self.providers.iter().all(|provider| provider.ready)
+            && self.fleet.as_ref().is_none_or(|fleet| fleet.ready)
     }
+}
+
+/// The fleet's state, as reported by `/readyz`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FleetReadiness {
+    /// True once the stream has been replayed up to its end as of the first connection.
+    pub ready: bool,
+    /// Whether the connection to Redis is up now.
+    pub connected: bool,
+    /// Why it is not ready (or what is wrong now).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// One provider's key-set state, as reported by `/readyz`.
@@ -57,6 +73,8 @@ pub struct ProviderReadiness {
 struct ReadyzBody<'a> {
     ready: bool,
     providers: &'a [ProviderReadiness],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fleet: Option<&'a FleetReadiness>,
 }
 
 /// What the handlers need; the readiness probe is a closure so this layer does not depend on the
@@ -68,8 +86,8 @@ struct AdminState {
 }
 
 /// The admin router: `GET /metrics` (Prometheus text), `GET /healthz` (200 `ok` while the process
-/// serves), `GET /readyz` (200 when every provider has a usable key set, 503 otherwise; the JSON
-/// body lists the providers either way). Other paths answer 404.
+/// serves), `GET /readyz` (200 when every provider has a usable key set and a fleet has caught
+/// up, 503 otherwise; the JSON body lists the providers, and the fleet, either way). Other paths answer 404.
 pub fn admin_router(
     telemetry: Arc<Telemetry>,
     readiness: Arc<dyn Fn() -> Readiness + Send + Sync>,
@@ -119,6 +137,7 @@ async fn readyz(State(state): State<AdminState>) -> Response {
     let body = ReadyzBody {
         ready,
         providers: &readiness.providers,
+        fleet: readiness.fleet.as_ref(),
     };
     match serde_json::to_string(&body) {
         Ok(json) => (status, [(header::CONTENT_TYPE, "application/json")], json).into_response(),
@@ -152,6 +171,7 @@ mod tests {
                     error: (!ready).then(|| "jwks https://idp/jwks: HTTP status 500".to_owned()),
                 },
             ],
+            fleet: None,
         })
     }
 

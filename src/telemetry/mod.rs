@@ -20,7 +20,9 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
-pub use admin::{METRICS_CONTENT_TYPE, ProviderReadiness, Readiness, admin_router, serve_admin};
+pub use admin::{
+    FleetReadiness, METRICS_CONTENT_TYPE, ProviderReadiness, Readiness, admin_router, serve_admin,
+};
 pub use latency::LatencyRecorder;
 pub use logging::{LogFormat, UnknownLogFormat, init_logging, token_digest_prefix};
 

@@ -152,6 +152,43 @@ pub const ENGINE_ERRORS_TOTAL: &str = "verdict_engine_errors_total";
 /// Labels: [`labels::ENGINE`], [`labels::FAMILY`].
 pub const ENGINE_COOLING_DOWN: &str = "verdict_engine_cooling_down";
 
+/// Gauge: 1 while this instance's connections to the fleet's Redis are up, else 0.
+pub const FLEET_CONNECTED: &str = "verdict_fleet_connected";
+
+/// Gauge: stream entries other instances published that this one has not applied yet.
+pub const FLEET_LAG_ENTRIES: &str = "verdict_fleet_lag_entries";
+
+/// Gauge: age in seconds of the oldest stream entry not applied yet (0 when caught up).
+pub const FLEET_LAG_SECONDS: &str = "verdict_fleet_lag_seconds";
+
+/// Gauge: local changes waiting to be published to the stream (kept durably while Redis is
+/// unreachable).
+pub const FLEET_PUBLISH_QUEUE: &str = "verdict_fleet_publish_queue";
+
+/// Counter of local changes published to the stream. Label: [`labels::CAUSE`]: `change` (a
+/// revocation or removal accepted here), `republish` (after a gap), `refresh` (a live entry
+/// published again before the stream's retention would drop it).
+pub const FLEET_PUBLISHED_TOTAL: &str = "verdict_fleet_published_total";
+
+/// Counter of failed publish attempts (each retried with backoff until it lands).
+pub const FLEET_PUBLISH_FAILURES_TOTAL: &str = "verdict_fleet_publish_failures_total";
+
+/// Counter of other instances' changes read from the stream. Label: [`labels::RESULT`]:
+/// `applied` (changed the local set), `duplicate` (already known, or expired).
+pub const FLEET_APPLIED_TOTAL: &str = "verdict_fleet_applied_total";
+
+/// Gauge: the millisecond part of the last stream id applied (Redis server time).
+pub const FLEET_LAST_APPLIED_ID_MS: &str = "verdict_fleet_last_applied_id_ms";
+
+/// Counter of gaps found in the stream. Label: [`labels::CAUSE`]: `trimmed` (entries past
+/// this instance's last id were trimmed away), `reset` (Redis lost the stream: its epoch marker
+/// changed). Each one re-reads the stream and re-publishes this instance's live entries.
+pub const FLEET_GAPS_TOTAL: &str = "verdict_fleet_gaps_total";
+
+/// Histogram of the delay from an entry's publication (its stream id's time) to its
+/// application here, in seconds.
+pub const FLEET_APPLY_DELAY_SECONDS: &str = "verdict_fleet_apply_delay_seconds";
+
 /// Label keys and the fixed label values, shared by every recording site.
 pub mod labels {
     /// Label key: the outcome (`allow`|`deny` on checks, `ok`|`error` on reloads).
@@ -219,6 +256,20 @@ pub mod labels {
     pub const IO_URING: &str = "io_uring";
     /// `kind` value: the worker runs a plain current-thread tokio runtime (epoll).
     pub const TOKIO: &str = "tokio";
+    /// `cause` value: a change accepted here, published to the fleet.
+    pub const CHANGE: &str = "change";
+    /// `cause` value: own live entries published again after a gap.
+    pub const REPUBLISH: &str = "republish";
+    /// `cause` value: a live entry published again before the stream's retention drops it.
+    pub const REFRESH: &str = "refresh";
+    /// `cause` value: the stream was trimmed past this instance's last applied id.
+    pub const TRIMMED: &str = "trimmed";
+    /// `cause` value: Redis lost the stream (its epoch marker changed).
+    pub const RESET: &str = "reset";
+    /// `result` value: a fleet entry changed the local set.
+    pub const APPLIED: &str = "applied";
+    /// `result` value: a fleet entry was already known (or expired).
+    pub const DUPLICATE: &str = "duplicate";
 }
 
 /// Registers the description and unit of every metric with the installed recorder, so the
@@ -381,6 +432,54 @@ pub fn describe_all() {
         AUDIT_LINES_TOTAL,
         Unit::Count,
         "Decision-log lines, by result: written, dropped (queue full), failed (write error)."
+    );
+    describe_gauge!(
+        FLEET_CONNECTED,
+        "1 while the connections to the fleet's Redis are up, else 0."
+    );
+    describe_gauge!(
+        FLEET_LAG_ENTRIES,
+        Unit::Count,
+        "Stream entries of other instances not applied here yet."
+    );
+    describe_gauge!(
+        FLEET_LAG_SECONDS,
+        Unit::Seconds,
+        "Age of the oldest stream entry not applied here yet."
+    );
+    describe_gauge!(
+        FLEET_PUBLISH_QUEUE,
+        Unit::Count,
+        "Local changes waiting to be published to the fleet's stream."
+    );
+    describe_counter!(
+        FLEET_PUBLISHED_TOTAL,
+        Unit::Count,
+        "Local changes published to the fleet's stream, by cause."
+    );
+    describe_counter!(
+        FLEET_PUBLISH_FAILURES_TOTAL,
+        Unit::Count,
+        "Failed attempts to publish to the fleet's stream (retried with backoff)."
+    );
+    describe_counter!(
+        FLEET_APPLIED_TOTAL,
+        Unit::Count,
+        "Other instances' changes read from the stream, by result."
+    );
+    describe_gauge!(
+        FLEET_LAST_APPLIED_ID_MS,
+        "Millisecond part of the last stream id applied."
+    );
+    describe_counter!(
+        FLEET_GAPS_TOTAL,
+        Unit::Count,
+        "Gaps found in the fleet's stream, by cause (trimmed, reset)."
+    );
+    describe_histogram!(
+        FLEET_APPLY_DELAY_SECONDS,
+        Unit::Seconds,
+        "Delay from a fleet entry's publication to its application here."
     );
     describe_gauge!(
         BUILD_INFO,

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod load;
+pub mod redis;
 
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{self, Ed25519KeyPair, KeyPair, RsaKeyPair};
