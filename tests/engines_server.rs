@@ -169,12 +169,19 @@ async fn openssl_backend_serves_rsa_and_says_so() {
     assert!(logs.contains("RS256=openssl(provider default)"), "{logs}");
     assert!(logs.contains("HS256=aws-lc-rs"), "{logs}");
     for alg in ["RS256", "PS256", "ES256", "ES512", "EdDSA"] {
-        assert_eq!(selected(&server, alg, "openssl"), Some(1.0), "{alg}: {logs}");
+        assert_eq!(
+            selected(&server, alg, "openssl"),
+            Some(1.0),
+            "{alg}: {logs}"
+        );
     }
     assert_eq!(selected(&server, "HS256", "aws-lc-rs"), Some(1.0));
     let report = engines_json(&server);
     assert_eq!(report["backend"], "openssl", "{report}");
-    assert_eq!(report["engines"]["openssl"]["status"]["loaded"], true, "{report}");
+    assert_eq!(
+        report["engines"]["openssl"]["status"]["loaded"], true,
+        "{report}"
+    );
     for alg in ["RS256", "RS512", "PS384", "ES256", "ES256K", "EdDSA"] {
         assert_eq!(chosen(&report, alg), "openssl", "{report}");
     }

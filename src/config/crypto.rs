@@ -113,7 +113,10 @@ pub(super) fn check_crypto(crypto: &CryptoConfig) -> Result<(), Invalid> {
     if let Some(path) = &crypto.openssl_conf
         && path.as_os_str().is_empty()
     {
-        return Err(invalid("crypto.openssl_conf", "must not be empty (omit it for none)"));
+        return Err(invalid(
+            "crypto.openssl_conf",
+            "must not be empty (omit it for none)",
+        ));
     }
     if let Some(path) = &crypto.crypto_mb_library
         && path.as_os_str().is_empty()

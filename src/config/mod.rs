@@ -562,12 +562,20 @@ mod tests {
         ))
         .expect("openssl");
         assert_eq!(config.crypto.backend, CryptoBackend::Openssl);
-        assert_eq!(config.crypto.openssl_provider.as_deref(), Some("qatprovider"));
+        assert_eq!(
+            config.crypto.openssl_provider.as_deref(),
+            Some("qatprovider")
+        );
         assert_eq!(config.crypto.openssl_engine.as_deref(), Some("qatengine"));
-        assert!(config.crypto.openssl_conf.expect("set").ends_with("qat.cnf"));
+        assert!(
+            config
+                .crypto
+                .openssl_conf
+                .expect("set")
+                .ends_with("qat.cnf")
+        );
         for key in ["openssl_provider", "openssl_engine", "openssl_conf"] {
-            let error = parse(&format!("[crypto]\n{key} = \"\"\n{PROVIDER}"))
-                .expect_err("empty");
+            let error = parse(&format!("[crypto]\n{key} = \"\"\n{PROVIDER}")).expect_err("empty");
             assert_eq!(error.key, format!("crypto.{key}"));
         }
         let error =

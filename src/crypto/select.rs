@@ -115,8 +115,8 @@ fn load_openssl(
     budget: Duration,
     selection: &mut EngineSelection,
 ) -> Option<OpensslBackend> {
-    let wanted = choice == EngineChoice::Openssl
-        || (choice == EngineChoice::Auto && options.configured());
+    let wanted =
+        choice == EngineChoice::Openssl || (choice == EngineChoice::Auto && options.configured());
     if !wanted {
         return None;
     }
@@ -386,7 +386,9 @@ mod tests {
             assert_eq!(chosen.engine, want, "{chosen:?}");
         }
         assert!(
-            selection.summary().contains("RS256=openssl(provider default)"),
+            selection
+                .summary()
+                .contains("RS256=openssl(provider default)"),
             "{}",
             selection.summary()
         );
@@ -396,7 +398,12 @@ mod tests {
     /// `legacy`): everything stays on aws-lc-rs, and the notes say why.
     #[test]
     fn openssl_falls_back_with_a_reason() {
-        let missing = select(EngineChoice::Openssl, None, &provider("no-such-provider"), true);
+        let missing = select(
+            EngineChoice::Openssl,
+            None,
+            &provider("no-such-provider"),
+            true,
+        );
         assert_eq!(missing.backend.name(), "aws-lc-rs");
         assert!(matches!(&missing.openssl, Some(Err(why)) if why.contains("no-such-provider")));
         assert_eq!(missing.notes.len(), 1, "{:?}", missing.notes);
@@ -428,7 +435,11 @@ mod tests {
                 .iter()
                 .find(|a| a.alg == measured.alg)
                 .expect("every algorithm");
-            let want = if measured.chosen { "openssl" } else { "aws-lc-rs" };
+            let want = if measured.chosen {
+                "openssl"
+            } else {
+                "aws-lc-rs"
+            };
             assert_eq!(chosen.engine, want, "{measured:?}");
         }
         let unmeasured = select(
@@ -437,6 +448,11 @@ mod tests {
             &provider("default"),
             false,
         );
-        assert!(unmeasured.per_algorithm.iter().all(|a| a.engine == "aws-lc-rs"));
+        assert!(
+            unmeasured
+                .per_algorithm
+                .iter()
+                .all(|a| a.engine == "aws-lc-rs")
+        );
     }
 }

@@ -208,7 +208,11 @@ unsafe fn provider_name(provider: *const sys::OSSL_PROVIDER) -> Option<String> {
         return None;
     }
     // SAFETY: as above.
-    Some(unsafe { CStr::from_ptr(name) }.to_string_lossy().into_owned())
+    Some(
+        unsafe { CStr::from_ptr(name) }
+            .to_string_lossy()
+            .into_owned(),
+    )
 }
 
 /// A one-shot `EVP_DigestVerify` (Ed25519, which signs the whole message): 1 verified, 0 not,

@@ -10,8 +10,8 @@ use ::openssl::ec::{EcGroup, EcKey};
 use ::openssl::md::Md;
 use ::openssl::nid::Nid;
 use ::openssl::pkey::{PKey, Public};
-use ::openssl::sign::RsaPssSaltlen;
 use ::openssl::rsa::{Padding, Rsa};
+use ::openssl::sign::RsaPssSaltlen;
 use aws_lc_rs::digest;
 use std::sync::Arc;
 
@@ -183,7 +183,11 @@ impl OsslKey {
 
     /// Verifies one signature through OpenSSL, with the name of the provider that ran it (for
     /// the probe; `None` on the legacy ENGINE path).
-    pub(crate) fn verify_named(&self, message: &[u8], signature: &[u8]) -> (Answer, Option<String>) {
+    pub(crate) fn verify_named(
+        &self,
+        message: &[u8],
+        signature: &[u8],
+    ) -> (Answer, Option<String>) {
         let (result, provider) = match &self.op {
             Op::Digest {
                 template,

@@ -270,7 +270,12 @@ impl OpensslBackend {
 
     /// Verifies through OpenSSL when the key has an OpenSSL form, else through aws-lc-rs; an
     /// OpenSSL failure is answered by aws-lc-rs and counted.
-    fn verify_one(&self, key: &PreparedKey, message: &[u8], signature: &[u8]) -> Result<(), Reject> {
+    fn verify_one(
+        &self,
+        key: &PreparedKey,
+        message: &[u8],
+        signature: &[u8],
+    ) -> Result<(), Reject> {
         let Some(form) = key.openssl() else {
             return self.fallback.verify(key, message, signature);
         };

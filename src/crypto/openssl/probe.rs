@@ -132,10 +132,7 @@ impl OpensslBackend {
     /// about `budget` in all, and leaves each algorithm where OpenSSL is not faster to aws-lc-rs.
     /// Used by `backend = "auto"`.
     pub fn calibrate(&mut self, budget: Duration) -> Vec<OpensslCalibration> {
-        let served: Vec<Algorithm> = ALGORITHMS
-            .into_iter()
-            .filter(|a| self.serves(*a))
-            .collect();
+        let served: Vec<Algorithm> = ALGORITHMS.into_iter().filter(|a| self.serves(*a)).collect();
         let slice = budget / (2 * served.len().max(1) as u32);
         let mut out = Vec::new();
         for alg in served {

@@ -1,14 +1,15 @@
 //! The OpenSSL engine against the providers Debian ships: `default` serves every algorithm,
 //! `legacy` none of the signature algorithms, a name that does not exist is refused at load,
-//! and so is an ENGINE id that does not exist; an `openssl_conf` file that activates `default`
+//! and so is an ENGINE id that does not exist, while a real ENGINE without RSA or EC methods
+//! leaves them to the provider; an `openssl_conf` file that activates `default`
 //! serves everything. The conformance suites (tests/wycheproof.rs, tests/interop.rs) run the
 //! engine on every vector.
 #![allow(clippy::expect_used)]
 
 use super::keys::{MAX_ECDSA_DER, jose_to_der};
 use super::*;
-use crate::jose::b64;
 use crate::crypto::probe_vectors;
+use crate::jose::b64;
 
 fn load(options: &OpensslOptions) -> OpensslBackend {
     OpensslBackend::load(options).expect("OpenSSL loads")
@@ -42,10 +43,7 @@ fn legacy_provider_lacks_the_signatures_so_they_stay_on_aws_lc() {
     assert!(engine.description().contains("provider legacy"));
     for (alg, result) in engine.probes() {
         let why = result.as_ref().expect_err("legacy has no signatures");
-        assert!(
-            why.contains("the legacy provider has no"),
-            "{alg}: {why}"
-        );
+        assert!(why.contains("the legacy provider has no"), "{alg}: {why}");
         assert!(!engine.serves(*alg));
     }
     // Keys still verify, on aws-lc-rs.
@@ -84,6 +82,24 @@ fn an_engine_that_does_not_exist_is_refused_at_load() {
     assert!(error.to_string().contains("ENGINE_by_id"), "{error}");
 }
 
+/// A real ENGINE (Debian's `loader_attic`, in `libssl3`) that implements neither RSA nor EC:
+/// it loads and initialises, and every algorithm goes to the provider path.
+#[test]
+fn an_engine_without_rsa_or_ec_leaves_the_signatures_to_the_provider() {
+    let engine = load(&OpensslOptions {
+        engine: Some("loader_attic".to_owned()),
+        ..OpensslOptions::default()
+    });
+    assert!(
+        engine.description().contains("engine loader_attic"),
+        "{}",
+        engine.description()
+    );
+    for (alg, result) in engine.probes() {
+        assert_eq!(result.as_deref(), Ok("provider default"), "{alg}");
+    }
+}
+
 #[test]
 fn a_config_file_that_activates_the_default_provider() {
     let dir = std::env::temp_dir().join(format!("verdict-openssl-conf-{}", std::process::id()));
@@ -99,8 +115,16 @@ fn a_config_file_that_activates_the_default_provider() {
         conf: Some(file.clone()),
         ..OpensslOptions::default()
     });
-    assert!(engine.description().contains("config "), "{}", engine.description());
-    assert!(ALGORITHMS.iter().all(|a| engine.serves(*a)), "{:?}", engine.probes());
+    assert!(
+        engine.description().contains("config "),
+        "{}",
+        engine.description()
+    );
+    assert!(
+        ALGORITHMS.iter().all(|a| engine.serves(*a)),
+        "{:?}",
+        engine.probes()
+    );
     let missing = OpensslBackend::load(&OpensslOptions {
         conf: Some(dir.join("missing.cnf")),
         ..OpensslOptions::default()
