@@ -1,6 +1,7 @@
 //! `[crypto]` end to end: the real binary chooses its engines at start, logs one line naming
 //! the engine of every algorithm, exports `verdict_engine_selected`, and answers checks on the
-//! chosen engine; a library that cannot be loaded leaves everything on aws-lc-rs.
+//! chosen engine; a library or OpenSSL provider that cannot be loaded leaves everything on
+//! aws-lc-rs, and a provider that lacks an algorithm leaves that algorithm there.
 #![allow(clippy::expect_used, reason = "test code: a panic is how a test fails")]
 
 mod common;
@@ -219,4 +220,36 @@ async fn a_missing_openssl_provider_leaves_everything_on_aws_lc() {
         "{report}"
     );
     assert_eq!(chosen(&report, "RS256"), "aws-lc-rs");
+}
+
+/// A provider that loads but lacks the signature algorithms (Debian's `legacy`): each
+/// algorithm stays on aws-lc-rs with a warning saying why, and `verdict engines` shows each
+/// failed probe.
+#[tokio::test]
+async fn a_provider_without_the_signatures_leaves_them_on_aws_lc() {
+    let server = serve_and_check("backend = \"openssl\"\nopenssl_provider = \"legacy\"").await;
+    let logs = server.logs();
+    assert!(
+        logs.contains("openssl RS256 stays on aws-lc-rs: the legacy provider has no RS256"),
+        "{logs}"
+    );
+    assert!(logs.contains("RS256=aws-lc-rs"), "{logs}");
+    assert_eq!(selected(&server, "RS256", "aws-lc-rs"), Some(1.0), "{logs}");
+    assert_eq!(selected(&server, "EdDSA", "aws-lc-rs"), Some(1.0), "{logs}");
+    let report = engines_json(&server);
+    assert_eq!(
+        report["engines"]["openssl"]["status"]["loaded"], true,
+        "{report}"
+    );
+    let probes = report["engines"]["openssl"]["algorithms"]
+        .as_array()
+        .expect("probes");
+    assert_eq!(probes.len(), 11, "{report}");
+    assert!(
+        probes.iter().all(|p| p["probe"]
+            .as_str()
+            .is_some_and(|why| why.contains("the legacy provider has no"))),
+        "{report}"
+    );
+    assert_eq!(chosen(&report, "ES256"), "aws-lc-rs");
 }
