@@ -1,8 +1,11 @@
-//! Engines side by side: ops/s per algorithm for aws-lc-rs single verification against Intel
-//! crypto_mb in batches of 8 (one library call) and of 1 (`Backend::verify`), in one run.
+//! Engines side by side: ops/s per algorithm for aws-lc-rs single verification against OpenSSL 3
+//! single verification (its default provider, loaded by name into verdict's library context)
+//! and Intel crypto_mb in batches of 8 (one library call) and of 1 (`Backend::verify`), in one
+//! run.
 //!
 //! Groups `engines_<ALG>-<bits>` (RS256 on 2048/3072/4096-bit keys, PS256-2048, ES256, ES384,
-//! ES512, EdDSA), each with `aws_lc_single`, `crypto_mb_batch8` and `crypto_mb_batch1`. Throughput is
+//! ES512, EdDSA), each with `aws_lc_single`, `openssl_single`, `crypto_mb_batch8` and
+//! `crypto_mb_batch1`. Throughput is
 //! in signatures, so criterion's elem/s is ops/s for every function. Messages are 450 random
 //! bytes (a JWT signing input's size); every signature is valid and checked before timing.
 //!
@@ -21,7 +24,10 @@ use aws_lc_rs::signature::{self, EcdsaKeyPair, Ed25519KeyPair, KeyPair, RsaKeyPa
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use std::hint::black_box;
 use std::path::PathBuf;
-use verdict::crypto::{AwsLcBackend, Backend, CryptoMbBackend, CryptoMbOptions, VerifyJob};
+use verdict::crypto::{
+    AwsLcBackend, Backend, CryptoMbBackend, CryptoMbOptions, OpensslBackend, OpensslOptions,
+    VerifyJob,
+};
 use verdict::jose::{Algorithm, Curve, KeyMaterial};
 
 const LANES: usize = 8;
@@ -145,6 +151,11 @@ fn bench_engines(c: &mut Criterion) {
         ed25519_case(),
     ];
     let aws_lc = AwsLcBackend::default();
+    let openssl = OpensslBackend::load(&OpensslOptions {
+        provider: Some("default".to_owned()),
+        ..OpensslOptions::default()
+    })
+    .expect("OpenSSL 3 loads its default provider");
     let engine = crypto_mb();
     if let Ok(model) = std::fs::read_to_string("/proc/cpuinfo")
         && let Some(line) = model.lines().find(|l| l.starts_with("model name"))
@@ -163,6 +174,18 @@ fn bench_engines(c: &mut Criterion) {
             b.iter(|| {
                 i = (i + 1) % LANES;
                 black_box(aws_lc.verify(&key, &case.messages[i], &case.signatures[i]))
+            })
+        });
+        let ossl_key = openssl.prepare(&case.material, case.alg).expect("prepare");
+        assert_eq!(openssl.key_engine(&ossl_key), "openssl", "{}", case.name);
+        for (m, s) in case.messages.iter().zip(&case.signatures) {
+            assert!(openssl.verify(&ossl_key, m, s).is_ok(), "{}", case.name);
+        }
+        let mut i = 0;
+        group.bench_function("openssl_single", |b| {
+            b.iter(|| {
+                i = (i + 1) % LANES;
+                black_box(openssl.verify(&ossl_key, &case.messages[i], &case.signatures[i]))
             })
         });
         if let Some(engine) = &engine {
@@ -218,8 +241,14 @@ fn report(_: &mut Criterion) {
     names.sort();
     println!("\nmedians (ops/s per signature):");
     println!(
-        "{:<20} {:>14} {:>17} {:>17} {:>8}",
-        "group", "aws_lc_single", "crypto_mb_batch8", "crypto_mb_batch1", "mb8/aws"
+        "{:<20} {:>14} {:>15} {:>17} {:>17} {:>9} {:>8}",
+        "group",
+        "aws_lc_single",
+        "openssl_single",
+        "crypto_mb_batch8",
+        "crypto_mb_batch1",
+        "ossl/aws",
+        "mb8/aws"
     );
     for name in names {
         let ops = |function: &str, per_iter: f64| -> Option<f64> {
@@ -230,20 +259,23 @@ fn report(_: &mut Criterion) {
             Some(per_iter * 1e9 / ns)
         };
         let single = ops("aws_lc_single", 1.0);
+        let openssl = ops("openssl_single", 1.0);
         let batch8 = ops("crypto_mb_batch8", LANES as f64);
         let batch1 = ops("crypto_mb_batch1", 1.0);
         let show = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.0}"));
-        let ratio = match (batch8, single) {
+        let ratio = |over: Option<f64>| match (over, single) {
             (Some(b), Some(s)) => format!("{:.2}x", b / s),
             _ => "-".to_owned(),
         };
         println!(
-            "{:<20} {:>14} {:>17} {:>17} {:>8}",
+            "{:<20} {:>14} {:>15} {:>17} {:>17} {:>9} {:>8}",
             name.trim_start_matches("engines_"),
             show(single),
+            show(openssl),
             show(batch8),
             show(batch1),
-            ratio
+            ratio(openssl),
+            ratio(batch8)
         );
     }
 }

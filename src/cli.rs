@@ -48,16 +48,18 @@ pub enum Command {
     /// Work with the decision audit log (`[audit] dir`).
     #[command(subcommand)]
     Audit(AuditCommand),
-    /// Print the CPU features that matter, whether io_uring works, each verification engine with the algorithms it
-    /// passed its start-up probe for, and what `backend = "auto"` chooses per algorithm with
-    /// the measured ops/s (it runs the same probes and self-benchmark as `serve`).
+    /// Print the CPU features that matter, whether io_uring works, each verification engine
+    /// with the algorithms it passed its start-up probe for, and what the backend (`auto`
+    /// unless `--config` says otherwise) chooses per algorithm with the measured ops/s (it runs
+    /// the same probes and self-benchmark as `serve`).
     Engines(EnginesArgs),
 }
 
 /// Arguments of `verdict engines`.
 #[derive(Debug, Args)]
 pub struct EnginesArgs {
-    /// Take `[crypto] crypto_mb_library` from this config file.
+    /// Take `[crypto]` (backend, crypto_mb_library, openssl_*, auto_benchmark) from this
+    /// config file; without it, `backend = "auto"` with `--crypto-mb-library`.
     #[arg(long, value_name = "FILE", conflicts_with = "crypto_mb_library")]
     pub config: Option<PathBuf>,
     /// The crypto_mb library to try (default: `libcrypto_mb.so` on the loader's search path).
@@ -218,12 +220,22 @@ const CPU_FEATURES: [(&str, &str); 8] = [
 ];
 
 fn run_engines(args: &EnginesArgs) -> ExitCode {
-    let library = match (&args.config, &args.crypto_mb_library) {
-        (Some(file), _) => match crate::config::load(file) {
-            Ok(config) => config.crypto.crypto_mb_library,
+    use crate::crypto::EngineChoice;
+    let crypto = match &args.config {
+        Some(file) => match crate::config::load(file) {
+            Ok(config) => config.crypto,
             Err(error) => return usage_error(&error.to_string()),
         },
-        (None, path) => path.clone(),
+        None => crate::config::CryptoConfig {
+            crypto_mb_library: args.crypto_mb_library.clone(),
+            ..crate::config::CryptoConfig::default()
+        },
+    };
+    let choice = match crypto.backend {
+        crate::config::CryptoBackend::Auto => EngineChoice::Auto,
+        crate::config::CryptoBackend::AwsLc => EngineChoice::AwsLc,
+        crate::config::CryptoBackend::CryptoMb => EngineChoice::CryptoMb,
+        crate::config::CryptoBackend::Openssl => EngineChoice::Openssl,
     };
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let model = cpuinfo
@@ -240,8 +252,12 @@ fn run_engines(args: &EnginesArgs) -> ExitCode {
         .iter()
         .map(|(name, flag)| (*name, flags.contains(flag)))
         .collect();
-    let selection =
-        crate::crypto::select(crate::crypto::EngineChoice::Auto, library.as_deref(), true);
+    let selection = crate::crypto::select(
+        choice,
+        crypto.crypto_mb_library.as_deref(),
+        &crypto.openssl_options(),
+        crypto.auto_benchmark,
+    );
     let probes: Vec<Value> = selection
         .probes
         .iter()
@@ -267,6 +283,27 @@ fn run_engines(args: &EnginesArgs) -> ExitCode {
         None => json!({"loaded": false}),
     };
     let io_uring = crate::runtime::uring_probe::io_uring_works();
+    let openssl = match &selection.openssl {
+        Some(Ok(what)) => json!({"loaded": true, "what": what}),
+        Some(Err(why)) => json!({"loaded": false, "error": why}),
+        None => json!({"loaded": false}),
+    };
+    let openssl_algorithms: Vec<Value> = selection
+        .openssl_probes
+        .iter()
+        .map(|(alg, result)| {
+            let measured = selection
+                .openssl_calibrations
+                .iter()
+                .find(|c| c.alg == *alg);
+            json!({
+                "alg": alg.name(),
+                "probe": result.as_ref().map_or_else(|why| why.clone(), |by| format!("passed ({by})")),
+                "aws_lc_ops_per_s": measured.map(|c| c.aws_lc_ops_per_s.round()),
+                "openssl_ops_per_s": measured.map(|c| c.openssl_ops_per_s.round()),
+            })
+        })
+        .collect();
     if args.json {
         let report = json!({
             "cpu": {"model": model, "features": features.iter().map(|(n, on)| (n.to_string(), Value::Bool(*on))).collect::<serde_json::Map<_, _>>()},
@@ -277,7 +314,9 @@ fn run_engines(args: &EnginesArgs) -> ExitCode {
             "engines": {
                 "aws-lc-rs": {"algorithms": Algorithm::ALL.iter().map(|a| a.name()).collect::<Vec<_>>()},
                 "crypto-mb": {"status": crypto_mb, "families": probes},
+                "openssl": {"status": openssl, "algorithms": openssl_algorithms},
             },
+            "backend": crypto.backend.name(),
             "auto": auto,
         });
         println!("{report:#}");
@@ -318,7 +357,29 @@ fn run_engines(args: &EnginesArgs) -> ExitCode {
         }
         println!("{line}");
     }
-    println!("auto: {}", selection.summary());
+    match &selection.openssl {
+        Some(Ok(what)) => println!("engine openssl: {what}"),
+        Some(Err(why)) => println!("engine openssl: not available: {why}"),
+        None => println!("engine openssl: not tried (no openssl_* key, backend not \"openssl\")"),
+    }
+    for algorithm in &openssl_algorithms {
+        let field = |name: &str| algorithm.get(name).cloned().unwrap_or(Value::Null);
+        let mut line = format!(
+            "  {}: {}",
+            field("alg").as_str().unwrap_or(""),
+            field("probe").as_str().unwrap_or("")
+        );
+        if let (Some(aws), Some(ossl)) = (
+            field("aws_lc_ops_per_s").as_f64(),
+            field("openssl_ops_per_s").as_f64(),
+        ) {
+            line.push_str(&format!(
+                "; aws-lc-rs {aws:.0} ops/s, openssl {ossl:.0} ops/s single"
+            ));
+        }
+        println!("{line}");
+    }
+    println!("{}: {}", crypto.backend.name(), selection.summary());
     ExitCode::from(EXIT_VALID)
 }
 

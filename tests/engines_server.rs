@@ -1,6 +1,7 @@
 //! `[crypto]` end to end: the real binary chooses its engines at start, logs one line naming
 //! the engine of every algorithm, exports `verdict_engine_selected`, and answers checks on the
-//! chosen engine; a library that cannot be loaded leaves everything on aws-lc-rs.
+//! chosen engine; a library or OpenSSL provider that cannot be loaded leaves everything on
+//! aws-lc-rs, and a provider that lacks an algorithm leaves that algorithm there.
 #![allow(clippy::expect_used, reason = "test code: a panic is how a test fails")]
 
 mod common;
@@ -140,4 +141,115 @@ async fn a_missing_library_leaves_everything_on_aws_lc() {
     assert!(logs.contains("RS256=aws-lc-rs"), "{logs}");
     assert_eq!(selected(&server, "RS256", "aws-lc-rs"), Some(1.0));
     assert_eq!(selected(&server, "EdDSA", "aws-lc-rs"), Some(1.0));
+}
+
+/// `verdict engines --json` with the server's own config file.
+fn engines_json(server: &Server) -> serde_json::Value {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_verdict"))
+        .args(["engines", "--json", "--config"])
+        .arg(&server.config)
+        .output()
+        .expect("run verdict engines");
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    serde_json::from_slice(&out.stdout).expect("engines --json prints JSON")
+}
+
+fn chosen(report: &serde_json::Value, alg: &str) -> String {
+    report["auto"]
+        .as_array()
+        .and_then(|a| a.iter().find(|c| c["alg"] == alg))
+        .and_then(|c| c["engine"].as_str())
+        .unwrap_or_else(|| panic!("{alg} missing from {report}"))
+        .to_owned()
+}
+
+#[tokio::test]
+async fn openssl_backend_serves_rsa_and_says_so() {
+    let server = serve_and_check("backend = \"openssl\"\nopenssl_provider = \"default\"").await;
+    let logs = server.logs();
+    assert!(logs.contains("RS256=openssl(provider default)"), "{logs}");
+    assert!(logs.contains("HS256=aws-lc-rs"), "{logs}");
+    for alg in ["RS256", "PS256", "ES256", "ES512", "EdDSA"] {
+        assert_eq!(
+            selected(&server, alg, "openssl"),
+            Some(1.0),
+            "{alg}: {logs}"
+        );
+    }
+    assert_eq!(selected(&server, "HS256", "aws-lc-rs"), Some(1.0));
+    let report = engines_json(&server);
+    assert_eq!(report["backend"], "openssl", "{report}");
+    assert_eq!(
+        report["engines"]["openssl"]["status"]["loaded"], true,
+        "{report}"
+    );
+    for alg in ["RS256", "RS512", "PS384", "ES256", "ES256K", "EdDSA"] {
+        assert_eq!(chosen(&report, alg), "openssl", "{report}");
+    }
+    assert_eq!(chosen(&report, "HS256"), "aws-lc-rs");
+    let probes = report["engines"]["openssl"]["algorithms"]
+        .as_array()
+        .expect("probes");
+    assert_eq!(probes.len(), 11, "{report}");
+    assert!(
+        probes
+            .iter()
+            .all(|p| p["probe"] == "passed (provider default)"),
+        "{report}"
+    );
+}
+
+#[tokio::test]
+async fn a_missing_openssl_provider_leaves_everything_on_aws_lc() {
+    let server =
+        serve_and_check("backend = \"openssl\"\nopenssl_provider = \"no-such-provider\"").await;
+    let logs = server.logs();
+    assert!(
+        logs.contains("cannot load the OpenSSL provider") && logs.contains("no-such-provider"),
+        "{logs}"
+    );
+    assert!(logs.contains("RS256=aws-lc-rs"), "{logs}");
+    assert_eq!(selected(&server, "RS256", "aws-lc-rs"), Some(1.0));
+    let report = engines_json(&server);
+    let status = &report["engines"]["openssl"]["status"];
+    assert_eq!(status["loaded"], false, "{report}");
+    assert!(
+        status["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("no-such-provider")),
+        "{report}"
+    );
+    assert_eq!(chosen(&report, "RS256"), "aws-lc-rs");
+}
+
+/// A provider that loads but lacks the signature algorithms (Debian's `legacy`): each
+/// algorithm stays on aws-lc-rs with a warning saying why, and `verdict engines` shows each
+/// failed probe.
+#[tokio::test]
+async fn a_provider_without_the_signatures_leaves_them_on_aws_lc() {
+    let server = serve_and_check("backend = \"openssl\"\nopenssl_provider = \"legacy\"").await;
+    let logs = server.logs();
+    assert!(
+        logs.contains("openssl RS256 stays on aws-lc-rs: the legacy provider has no RS256"),
+        "{logs}"
+    );
+    assert!(logs.contains("RS256=aws-lc-rs"), "{logs}");
+    assert_eq!(selected(&server, "RS256", "aws-lc-rs"), Some(1.0), "{logs}");
+    assert_eq!(selected(&server, "EdDSA", "aws-lc-rs"), Some(1.0), "{logs}");
+    let report = engines_json(&server);
+    assert_eq!(
+        report["engines"]["openssl"]["status"]["loaded"], true,
+        "{report}"
+    );
+    let probes = report["engines"]["openssl"]["algorithms"]
+        .as_array()
+        .expect("probes");
+    assert_eq!(probes.len(), 11, "{report}");
+    assert!(
+        probes.iter().all(|p| p["probe"]
+            .as_str()
+            .is_some_and(|why| why.contains("the legacy provider has no"))),
+        "{report}"
+    );
+    assert_eq!(chosen(&report, "ES256"), "aws-lc-rs");
 }

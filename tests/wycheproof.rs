@@ -569,8 +569,9 @@ impl Report {
 /// smallest batches. The first is the primary: its answers are the ones recorded; every other
 /// engine must give the same answers.
 ///
-/// Then Intel crypto_mb (`tests/engines`), when it runs on this machine (it must on a CPU with
-/// AVX-512 IFMA; elsewhere the run prints why it did not).
+/// Then OpenSSL 3 on its default provider (always), and Intel crypto_mb (`tests/engines`) when
+/// it runs on this machine (it must on a CPU with AVX-512 IFMA; elsewhere the run prints why it
+/// did not).
 fn backends() -> Vec<(&'static str, Box<dyn Backend>)> {
     let mut list: Vec<(&'static str, Box<dyn Backend>)> = vec![
         (
@@ -582,6 +583,7 @@ fn backends() -> Vec<(&'static str, Box<dyn Backend>)> {
             Box::new(AwsLcBackend::with_ed25519_batch_threshold(2)),
         ),
     ];
+    list.push(("openssl", Box::new(engines::openssl())));
     if let Some(engine) = engines::crypto_mb() {
         list.push(("crypto-mb", Box::new(engine)));
     }
@@ -704,32 +706,36 @@ fn run_raw(spec: &FileSpec, alg: Algorithm, doc: &Value, report: &mut Report) {
                     .map_err(|e| format!("prepare refused the key: {e}"))
             })
             .collect();
-        if name == "crypto-mb" {
+        if name == "crypto-mb" || name == "openssl" {
             let served = prepared
                 .iter()
                 .flatten()
-                .filter(|key| backend.key_engine(key) == "crypto-mb")
+                .filter(|key| backend.key_engine(key) == name)
                 .count();
             println!(
-                "{}: crypto-mb verifies {served} of {} prepared keys itself (the rest: aws-lc-rs)",
+                "{}: {name} verifies {served} of {} prepared keys itself (the rest: aws-lc-rs)",
                 spec.file,
                 prepared.iter().flatten().count()
             );
-            let offered = matches!(
-                alg,
-                Algorithm::RS256
-                    | Algorithm::RS384
-                    | Algorithm::RS512
-                    | Algorithm::PS256
-                    | Algorithm::PS384
-                    | Algorithm::PS512
-                    | Algorithm::ES256
-                    | Algorithm::ES384
-                    | Algorithm::EdDSA
-            );
+            let offered = if name == "openssl" {
+                !alg.is_symmetric()
+            } else {
+                matches!(
+                    alg,
+                    Algorithm::RS256
+                        | Algorithm::RS384
+                        | Algorithm::RS512
+                        | Algorithm::PS256
+                        | Algorithm::PS384
+                        | Algorithm::PS512
+                        | Algorithm::ES256
+                        | Algorithm::ES384
+                        | Algorithm::EdDSA
+                )
+            };
             assert!(
                 !offered || served > 0,
-                "{}: crypto-mb serves {alg} but took none of the file's keys",
+                "{}: {name} serves {alg} but took none of the file's keys",
                 spec.file
             );
         }

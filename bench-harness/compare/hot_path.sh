@@ -4,7 +4,7 @@
 # (crypto engine pinned to aws-lc, answer cache off, so every check verifies) on one pinned
 # server core, and RS256-distinct on one connection with 32 streams against four connections of
 # eight, for both binaries.
-# Usage: bench-harness/compare/hot_path.sh BASE_VERDICT_BIN [ROUNDS] [DURATION]
+# Usage: [NEW_BIN=verdict] bench-harness/compare/hot_path.sh BASE_VERDICT_BIN [ROUNDS] [DURATION]
 #   (from the repository root, after `cargo build --release --workspace`; build the base with
 #   `git worktree add /tmp/base <commit> && cargo build --release --bin verdict` there).
 set -euo pipefail
@@ -13,7 +13,7 @@ rounds="${2:-3}"
 duration="${3:-5s}"
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 load="$root/target/release/verdict-load"
-new_bin="$root/target/release/verdict"
+new_bin="${NEW_BIN:-$root/target/release/verdict}"
 scenarios="$root/bench-harness/scenarios"
 out="${OUT:-$(mktemp -d /tmp/verdict-hot-path.XXXXXX)}"
 printf '\n[crypto]\nbackend = "aws-lc"\n\n[cache]\nmax_entries = 0\nnegative_ttl_s = 0\n' > "$out/server.toml"

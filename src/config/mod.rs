@@ -208,17 +208,17 @@ impl Config {
         {
             *path = base.join(&*path);
         }
-        if let Some(path) = &mut self.fleet.password_file
-            && path.is_relative()
-            && !path.as_os_str().is_empty()
+        for path in [
+            &mut self.fleet.password_file,
+            &mut self.crypto.crypto_mb_library,
+            &mut self.crypto.openssl_conf,
+        ]
+        .into_iter()
+        .flatten()
         {
-            *path = base.join(&*path);
-        }
-        if let Some(path) = &mut self.crypto.crypto_mb_library
-            && path.is_relative()
-            && !path.as_os_str().is_empty()
-        {
-            *path = base.join(&*path);
+            if path.is_relative() && !path.as_os_str().is_empty() {
+                *path = base.join(&*path);
+            }
         }
         for provider in &mut self.providers {
             for path in [
@@ -526,7 +526,7 @@ mod tests {
                 2,
             ),
             ("audit", format!("[audit]\nzz_unknown = 1\n{PROVIDER}"), 3),
-            ("crypto", format!("[crypto]\nzz_unknown = 1\n{PROVIDER}"), 3),
+            ("crypto", format!("[crypto]\nzz_unknown = 1\n{PROVIDER}"), 6),
             ("fleet", format!("[fleet]\nzz_unknown = 1\n{PROVIDER}"), 7),
             ("top level", format!("zz_unknown = 1\n{PROVIDER}"), 8),
         ];
@@ -556,6 +556,7 @@ mod tests {
             ("auto", CryptoBackend::Auto),
             ("aws-lc", CryptoBackend::AwsLc),
             ("crypto-mb", CryptoBackend::CryptoMb),
+            ("openssl", CryptoBackend::Openssl),
         ] {
             let config = parse(&format!("[crypto]\nbackend = \"{value}\"\n{PROVIDER}"))
                 .expect("valid backend");
@@ -566,10 +567,28 @@ mod tests {
             parse(PROVIDER).expect("no [crypto]").crypto,
             CryptoConfig::default()
         );
-        let error = parse(&format!("[crypto]\nbackend = \"openssl\"\n{PROVIDER}"))
-            .expect_err("openssl is not built");
-        assert_eq!(error.key, "crypto.backend");
-        assert!(error.reason.contains("not built yet"), "{error}");
+        let config = parse(&format!(
+            "[crypto]\nbackend = \"openssl\"\nopenssl_provider = \"qatprovider\"\n\
+             openssl_engine = \"qatengine\"\nopenssl_conf = \"qat.cnf\"\n{PROVIDER}"
+        ))
+        .expect("openssl");
+        assert_eq!(config.crypto.backend, CryptoBackend::Openssl);
+        assert_eq!(
+            config.crypto.openssl_provider.as_deref(),
+            Some("qatprovider")
+        );
+        assert_eq!(config.crypto.openssl_engine.as_deref(), Some("qatengine"));
+        assert!(
+            config
+                .crypto
+                .openssl_conf
+                .expect("set")
+                .ends_with("qat.cnf")
+        );
+        for key in ["openssl_provider", "openssl_engine", "openssl_conf"] {
+            let error = parse(&format!("[crypto]\n{key} = \"\"\n{PROVIDER}")).expect_err("empty");
+            assert_eq!(error.key, format!("crypto.{key}"));
+        }
         let error =
             parse(&format!("[crypto]\nbackend = \"qat\"\n{PROVIDER}")).expect_err("unknown engine");
         assert_eq!(error.key, "crypto.backend");

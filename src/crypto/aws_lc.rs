@@ -135,7 +135,7 @@ impl Backend for AwsLcBackend {
                 Prepared::Hmac(Box::new(hmac::Key::new(hmac_alg, k)))
             }
         };
-        Ok(PreparedKey::new(alg, inner, None))
+        Ok(PreparedKey::new(alg, inner))
     }
 
     #[inline]

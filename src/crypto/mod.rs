@@ -9,6 +9,8 @@ mod aws_lc_rsa;
 pub mod cooldown;
 pub mod crypto_mb;
 mod ed25519_batch;
+pub mod openssl;
+mod probe_vectors;
 pub mod select;
 
 use crate::jose::{Algorithm, KeyMaterial, Reject};
@@ -16,6 +18,7 @@ use std::fmt;
 
 pub use aws_lc::AwsLcBackend;
 pub use crypto_mb::{CryptoMbBackend, CryptoMbError, CryptoMbOptions, MbFamily};
+pub use openssl::{OpensslBackend, OpensslError, OpensslOptions};
 pub use select::{EngineChoice, EngineSelection, select};
 
 /// A key ready for verification: parsed once when the key set loads, never per request.
@@ -27,9 +30,31 @@ pub struct PreparedKey(std::sync::Arc<KeyParts>);
 pub struct KeyParts {
     alg: Algorithm,
     inner: Prepared,
-    /// The key's crypto_mb form, when it was prepared by that engine for a family it serves.
-    /// `inner` is always there too: every engine can fall back to aws-lc-rs.
+    /// The key's forms for the other engines. `inner` is always there too: every engine can
+    /// fall back to aws-lc-rs.
+    forms: EngineForms,
+}
+
+/// A key's forms for engines other than aws-lc-rs, each set only by the engine that serves the
+/// key (crypto_mb over an OpenSSL fallback sets both).
+#[derive(Default)]
+pub(crate) struct EngineForms {
+    /// The crypto_mb form, for a family that engine serves.
     mb: Option<crypto_mb::MbKey>,
+    /// The OpenSSL form (`PKey` and verify context), for an algorithm that engine serves.
+    openssl: Option<Box<openssl::OsslKey>>,
+}
+
+impl KeyParts {
+    /// The key's crypto_mb form.
+    pub(crate) fn mb(&self) -> Option<&crypto_mb::MbKey> {
+        self.forms.mb.as_ref()
+    }
+
+    /// The key's OpenSSL form.
+    pub(crate) fn openssl(&self) -> Option<&openssl::OsslKey> {
+        self.forms.openssl.as_deref()
+    }
 }
 
 impl std::ops::Deref for PreparedKey {
@@ -40,8 +65,24 @@ impl std::ops::Deref for PreparedKey {
 }
 
 impl PreparedKey {
-    fn new(alg: Algorithm, inner: Prepared, mb: Option<crypto_mb::MbKey>) -> PreparedKey {
-        PreparedKey(std::sync::Arc::new(KeyParts { alg, inner, mb }))
+    fn new(alg: Algorithm, inner: Prepared) -> PreparedKey {
+        PreparedKey(std::sync::Arc::new(KeyParts {
+            alg,
+            inner,
+            forms: EngineForms::default(),
+        }))
+    }
+
+    /// The same key with `add` applied to its engine forms. For a key just prepared (not yet
+    /// shared), in place; a shared key is returned as it is.
+    fn with_forms(self, add: impl FnOnce(&mut EngineForms)) -> PreparedKey {
+        match std::sync::Arc::try_unwrap(self.0) {
+            Ok(mut parts) => {
+                add(&mut parts.forms);
+                PreparedKey(std::sync::Arc::new(parts))
+            }
+            Err(shared) => PreparedKey(shared),
+        }
     }
 
     /// Whether two handles are the same prepared key.

@@ -2,6 +2,7 @@
 //! self-benchmark's results for the log line and the `verdict_engine_selected` gauge.
 
 use super::crypto_mb::{Calibration, CryptoMbBackend, CryptoMbOptions, MbFamily};
+use super::openssl::{OpensslBackend, OpensslCalibration, OpensslOptions};
 use super::{AwsLcBackend, Backend};
 use crate::jose::Algorithm;
 use std::fmt::Write as _;
@@ -12,15 +13,20 @@ use std::time::Duration;
 /// What the operator asked for (`[crypto] backend`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EngineChoice {
-    /// crypto_mb where it runs and is faster at the batch size, else aws-lc-rs.
+    /// Per algorithm, the fastest engine that loads and passes its probe: crypto_mb for batches
+    /// from its measured break-even; for single verifications, OpenSSL (when configured) where
+    /// it measured faster than aws-lc-rs; aws-lc-rs otherwise.
     Auto,
     /// aws-lc-rs only.
     AwsLc,
     /// crypto_mb for every key it serves, even alone.
     CryptoMb,
+    /// OpenSSL for every algorithm it passed its probe for.
+    Openssl,
 }
 
-/// How long `auto`'s self-benchmark may take, in all.
+/// How long `auto`'s self-benchmark may take, in all (shared between crypto_mb and OpenSSL
+/// when both are tried).
 pub const AUTO_BENCHMARK_BUDGET: Duration = Duration::from_millis(240);
 
 /// The smallest batch `auto` sends to crypto_mb when the self-benchmark is skipped
@@ -33,9 +39,10 @@ pub const UNMEASURED_MIN_BATCH: usize = 3;
 pub struct AlgorithmEngine {
     /// The algorithm.
     pub alg: Algorithm,
-    /// `"aws-lc-rs"` or `"crypto-mb"`.
+    /// `"aws-lc-rs"`, `"crypto-mb"` or `"openssl"`.
     pub engine: &'static str,
-    /// For crypto-mb: which key sizes, from what batch size (empty for aws-lc-rs).
+    /// For crypto-mb: which key sizes, from what batch size; for openssl: what runs it
+    /// (`provider default`, `engine qatengine`); empty for aws-lc-rs.
     pub detail: String,
 }
 
@@ -45,15 +52,20 @@ pub struct EngineSelection {
     pub backend: Arc<dyn Backend>,
     /// Per algorithm (every [`Algorithm::ALL`]), the engine that verifies it.
     pub per_algorithm: Vec<AlgorithmEngine>,
-    /// Why crypto_mb is not used (or not for everything): load failures, probe failures.
+    /// Why an engine is not used (or not for everything): load failures, probe failures.
     pub notes: Vec<String>,
-    /// crypto_mb: where it was loaded from, or why it could not be (`None`: not tried, for
-    /// `"aws-lc"`).
+    /// crypto_mb: where it was loaded from, or why it could not be (`None`: not tried).
     pub crypto_mb: Option<Result<String, String>>,
     /// crypto_mb's probe result per family (empty when it did not load).
     pub probes: Vec<(MbFamily, Result<(), String>)>,
-    /// What `auto`'s self-benchmark measured (empty for the other choices).
+    /// What `auto`'s self-benchmark measured for crypto_mb (empty for the other choices).
     pub calibrations: Vec<Calibration>,
+    /// OpenSSL: what was loaded, or why it could not be (`None`: not tried).
+    pub openssl: Option<Result<String, String>>,
+    /// OpenSSL's probe result per algorithm: what ran it, or why it failed.
+    pub openssl_probes: Vec<(Algorithm, Result<String, String>)>,
+    /// What `auto` measured for OpenSSL against aws-lc-rs (single verifications).
+    pub openssl_calibrations: Vec<OpensslCalibration>,
 }
 
 impl EngineSelection {
@@ -73,30 +85,131 @@ impl EngineSelection {
     }
 }
 
-/// Builds the backend for `choice`. Never fails: whatever crypto_mb cannot do is left to
-/// aws-lc-rs, and `notes` says why.
+/// What OpenSSL serves, per algorithm, as `AlgorithmEngine`s (aws-lc-rs for the rest).
+fn openssl_or_aws_lc(openssl: Option<&OpensslBackend>, alg: Algorithm) -> AlgorithmEngine {
+    let by = openssl.filter(|o| o.serves(alg)).and_then(|o| {
+        o.probes()
+            .iter()
+            .find(|(a, _)| *a == alg)
+            .and_then(|(_, r)| r.as_ref().ok().cloned())
+    });
+    match by {
+        Some(detail) => AlgorithmEngine {
+            alg,
+            engine: "openssl",
+            detail,
+        },
+        None => AlgorithmEngine {
+            alg,
+            engine: "aws-lc-rs",
+            detail: String::new(),
+        },
+    }
+}
+
+/// Loads OpenSSL for `choice` when it may be used; notes say what stays on aws-lc-rs and why.
+fn load_openssl(
+    choice: EngineChoice,
+    options: &OpensslOptions,
+    auto_benchmark: bool,
+    budget: Duration,
+    selection: &mut EngineSelection,
+) -> Option<OpensslBackend> {
+    let wanted =
+        choice == EngineChoice::Openssl || (choice == EngineChoice::Auto && options.configured());
+    if !wanted {
+        return None;
+    }
+    let mut engine = match OpensslBackend::load(options) {
+        Ok(engine) => engine,
+        Err(error) => {
+            selection.notes.push(error.to_string());
+            selection.openssl = Some(Err(error.to_string()));
+            return None;
+        }
+    };
+    selection.openssl = Some(Ok(engine.description().to_owned()));
+    selection.openssl_probes = engine.probes().to_vec();
+    for (alg, result) in engine.probes() {
+        if let Err(why) = result {
+            selection
+                .notes
+                .push(format!("openssl {alg} stays on aws-lc-rs: {why}"));
+        }
+    }
+    if choice == EngineChoice::Auto {
+        if auto_benchmark {
+            selection.openssl_calibrations = engine.calibrate(budget);
+            for m in selection.openssl_calibrations.iter().filter(|m| !m.chosen) {
+                selection.notes.push(format!(
+                    "openssl {} is not faster than aws-lc-rs ({:.0} vs {:.0} ops/s): not used",
+                    m.alg, m.openssl_ops_per_s, m.aws_lc_ops_per_s
+                ));
+            }
+        } else {
+            for alg in super::openssl::ALGORITHMS {
+                engine.disable(alg);
+            }
+            selection.notes.push(
+                "auto_benchmark = false: openssl is not measured, so not used (backend = \
+                 \"openssl\" uses it unmeasured)"
+                    .to_owned(),
+            );
+        }
+    }
+    Some(engine)
+}
+
+/// Builds the backend for `choice`. Never fails: whatever crypto_mb or OpenSSL cannot do is
+/// left to aws-lc-rs, and `notes` says why.
+///
+/// With `auto`, OpenSSL is tried only when something OpenSSL-specific is configured
+/// (`openssl`); when crypto_mb also runs, crypto_mb keeps its batches as measured, and OpenSSL
+/// (where faster) or aws-lc-rs answers single verifications and groups under the break-even.
 pub fn select(
     choice: EngineChoice,
     crypto_mb_library: Option<&Path>,
+    openssl: &OpensslOptions,
     auto_benchmark: bool,
 ) -> EngineSelection {
-    let aws_lc_only = |notes: Vec<String>, crypto_mb| EngineSelection {
+    let mut selection = EngineSelection {
         backend: Arc::new(AwsLcBackend::default()),
         per_algorithm: Algorithm::ALL
             .iter()
-            .map(|alg| AlgorithmEngine {
-                alg: *alg,
-                engine: "aws-lc-rs",
-                detail: String::new(),
-            })
+            .map(|alg| openssl_or_aws_lc(None, *alg))
             .collect(),
-        notes,
-        crypto_mb,
+        notes: Vec::new(),
+        crypto_mb: None,
         probes: Vec::new(),
         calibrations: Vec::new(),
+        openssl: None,
+        openssl_probes: Vec::new(),
+        openssl_calibrations: Vec::new(),
     };
     if choice == EngineChoice::AwsLc {
-        return aws_lc_only(Vec::new(), None);
+        return selection;
+    }
+    let both = choice == EngineChoice::Auto && openssl.configured();
+    let budget = if both {
+        AUTO_BENCHMARK_BUDGET / 2
+    } else {
+        AUTO_BENCHMARK_BUDGET
+    };
+    let ossl = load_openssl(choice, openssl, auto_benchmark, budget, &mut selection)
+        .filter(|engine| super::openssl::ALGORITHMS.iter().any(|a| engine.serves(*a)))
+        .map(Arc::new);
+    let openssl_only = |selection: &mut EngineSelection, ossl: Option<Arc<OpensslBackend>>| {
+        selection.per_algorithm = Algorithm::ALL
+            .iter()
+            .map(|alg| openssl_or_aws_lc(ossl.as_deref(), *alg))
+            .collect();
+        if let Some(engine) = ossl {
+            selection.backend = engine;
+        }
+    };
+    if choice == EngineChoice::Openssl {
+        openssl_only(&mut selection, ossl);
+        return selection;
     }
     let options = CryptoMbOptions {
         library: crypto_mb_library.map(Path::to_path_buf),
@@ -104,33 +217,38 @@ pub fn select(
     };
     let mut engine = match CryptoMbBackend::load(&options) {
         Ok(engine) => engine,
-        Err(error) => return aws_lc_only(vec![error.to_string()], Some(Err(error.to_string()))),
+        Err(error) => {
+            selection.notes.push(error.to_string());
+            selection.crypto_mb = Some(Err(error.to_string()));
+            openssl_only(&mut selection, ossl);
+            return selection;
+        }
     };
-    let mut notes: Vec<String> = engine
-        .probes()
-        .iter()
-        .filter_map(|(family, result)| {
+    if let Some(fallback) = &ossl {
+        engine.set_fallback(Arc::clone(fallback) as Arc<dyn Backend>);
+    }
+    selection
+        .notes
+        .extend(engine.probes().iter().filter_map(|(family, result)| {
             result
                 .as_ref()
                 .err()
                 .map(|why| format!("crypto_mb {family} stays on aws-lc-rs: {why}"))
-        })
-        .collect();
-    let mut calibrations = Vec::new();
+        }));
     if choice == EngineChoice::Auto && !auto_benchmark {
         for family in MbFamily::ALL {
             if engine.serves(family) {
                 engine.set_min_batch(family, UNMEASURED_MIN_BATCH);
             }
         }
-        notes.push(format!(
+        selection.notes.push(format!(
             "auto_benchmark = false: crypto_mb takes batches of {UNMEASURED_MIN_BATCH}+ unmeasured"
         ));
     } else if choice == EngineChoice::Auto {
-        calibrations = engine.calibrate(AUTO_BENCHMARK_BUDGET);
-        for measured in &calibrations {
+        selection.calibrations = engine.calibrate(budget);
+        for measured in &selection.calibrations {
             if measured.min_batch > super::crypto_mb::LANES {
-                notes.push(format!(
+                selection.notes.push(format!(
                     "crypto_mb {} is slower than aws-lc-rs even in full batches \
                      ({:.0} vs {:.0} ops/s): not used",
                     measured.family, measured.crypto_mb_ops_per_s, measured.aws_lc_ops_per_s
@@ -139,22 +257,19 @@ pub fn select(
             }
         }
     }
-    let per_algorithm = Algorithm::ALL
+    selection.per_algorithm = Algorithm::ALL
         .iter()
         .map(|alg| {
+            let below = openssl_or_aws_lc(ossl.as_deref(), *alg);
             let served: Vec<MbFamily> = MbFamily::for_algorithm(*alg)
                 .iter()
                 .copied()
                 .filter(|f| engine.serves(*f))
                 .collect();
             if served.is_empty() {
-                return AlgorithmEngine {
-                    alg: *alg,
-                    engine: "aws-lc-rs",
-                    detail: String::new(),
-                };
+                return below;
             }
-            let detail = served
+            let mut detail = served
                 .iter()
                 .map(|family| {
                     let from = engine.min_batch(*family);
@@ -171,6 +286,9 @@ pub fn select(
                 })
                 .collect::<Vec<_>>()
                 .join(", ");
+            if below.engine == "openssl" {
+                detail.push_str("; otherwise openssl");
+            }
             AlgorithmEngine {
                 alg: *alg,
                 engine: "crypto-mb",
@@ -178,14 +296,10 @@ pub fn select(
             }
         })
         .collect();
-    EngineSelection {
-        crypto_mb: Some(Ok(engine.library_path().to_owned())),
-        probes: engine.probes().to_vec(),
-        backend: Arc::new(engine),
-        per_algorithm,
-        notes,
-        calibrations,
-    }
+    selection.crypto_mb = Some(Ok(engine.library_path().to_owned()));
+    selection.probes = engine.probes().to_vec();
+    selection.backend = Arc::new(engine);
+    selection
 }
 
 #[cfg(test)]
@@ -197,6 +311,10 @@ mod tests {
         let selection = select(
             EngineChoice::AwsLc,
             Some(Path::new("/nonexistent/lib.so")),
+            &OpensslOptions {
+                provider: Some("no-such-provider".to_owned()),
+                ..OpensslOptions::default()
+            },
             true,
         );
         assert_eq!(selection.backend.name(), "aws-lc-rs");
@@ -216,6 +334,7 @@ mod tests {
             let selection = select(
                 choice,
                 Some(Path::new("/nonexistent/libcrypto_mb.so")),
+                &OpensslOptions::default(),
                 true,
             );
             assert_eq!(selection.backend.name(), "aws-lc-rs");
@@ -244,5 +363,96 @@ mod tests {
         assert_eq!(break_even_fill(single, 81e-6), LANES + 1);
         // Exactly even at a fill is not a win: the next fill.
         assert_eq!(break_even_fill(single, 40e-6), 5);
+    }
+
+    fn provider(name: &str) -> OpensslOptions {
+        OpensslOptions {
+            provider: Some(name.to_owned()),
+            ..OpensslOptions::default()
+        }
+    }
+
+    #[test]
+    fn openssl_choice_serves_every_probed_algorithm() {
+        let selection = select(EngineChoice::Openssl, None, &provider("default"), true);
+        assert_eq!(selection.backend.name(), "openssl");
+        assert!(selection.notes.is_empty(), "{:?}", selection.notes);
+        for chosen in &selection.per_algorithm {
+            let want = if chosen.alg.is_symmetric() {
+                "aws-lc-rs"
+            } else {
+                "openssl"
+            };
+            assert_eq!(chosen.engine, want, "{chosen:?}");
+        }
+        assert!(
+            selection
+                .summary()
+                .contains("RS256=openssl(provider default)"),
+            "{}",
+            selection.summary()
+        );
+    }
+
+    /// A provider that does not exist, or one that lacks every signature algorithm (Debian's
+    /// `legacy`): everything stays on aws-lc-rs, and the notes say why.
+    #[test]
+    fn openssl_falls_back_with_a_reason() {
+        let missing = select(
+            EngineChoice::Openssl,
+            None,
+            &provider("no-such-provider"),
+            true,
+        );
+        assert_eq!(missing.backend.name(), "aws-lc-rs");
+        assert!(matches!(&missing.openssl, Some(Err(why)) if why.contains("no-such-provider")));
+        assert_eq!(missing.notes.len(), 1, "{:?}", missing.notes);
+        let legacy = select(EngineChoice::Openssl, None, &provider("legacy"), true);
+        assert_eq!(legacy.backend.name(), "aws-lc-rs");
+        assert!(legacy.per_algorithm.iter().all(|a| a.engine == "aws-lc-rs"));
+        assert_eq!(legacy.notes.len(), super::super::openssl::ALGORITHMS.len());
+        assert!(
+            legacy.notes[0].contains("stays on aws-lc-rs: the legacy provider has no RS256"),
+            "{:?}",
+            legacy.notes
+        );
+    }
+
+    /// `auto` with OpenSSL configured (and no crypto_mb here): each algorithm goes to whichever
+    /// of OpenSSL and aws-lc-rs measured faster.
+    #[test]
+    fn auto_races_openssl_against_aws_lc() {
+        let selection = select(
+            EngineChoice::Auto,
+            Some(Path::new("/nonexistent/libcrypto_mb.so")),
+            &provider("default"),
+            true,
+        );
+        assert_eq!(selection.openssl_calibrations.len(), 11);
+        for measured in &selection.openssl_calibrations {
+            let chosen = selection
+                .per_algorithm
+                .iter()
+                .find(|a| a.alg == measured.alg)
+                .expect("every algorithm");
+            let want = if measured.chosen {
+                "openssl"
+            } else {
+                "aws-lc-rs"
+            };
+            assert_eq!(chosen.engine, want, "{measured:?}");
+        }
+        let unmeasured = select(
+            EngineChoice::Auto,
+            Some(Path::new("/nonexistent/libcrypto_mb.so")),
+            &provider("default"),
+            false,
+        );
+        assert!(
+            unmeasured
+                .per_algorithm
+                .iter()
+                .all(|a| a.engine == "aws-lc-rs")
+        );
     }
 }

@@ -61,19 +61,19 @@ fn choose_engines(crypto: &config::CryptoConfig) -> Arc<dyn Backend> {
         config::CryptoBackend::Auto => EngineChoice::Auto,
         config::CryptoBackend::AwsLc => EngineChoice::AwsLc,
         config::CryptoBackend::CryptoMb => EngineChoice::CryptoMb,
-        // Refused by config validation ("not built yet"); never reached.
-        config::CryptoBackend::Openssl => EngineChoice::AwsLc,
+        config::CryptoBackend::Openssl => EngineChoice::Openssl,
     };
     let selection = engines::select(
         choice,
         crypto.crypto_mb_library.as_deref(),
+        &crypto.openssl_options(),
         crypto.auto_benchmark,
     );
     for note in &selection.notes {
-        if choice == EngineChoice::CryptoMb {
-            tracing::warn!(%note, "crypto_mb");
+        if matches!(choice, EngineChoice::CryptoMb | EngineChoice::Openssl) {
+            tracing::warn!(%note, "signature engine fallback");
         } else {
-            tracing::info!(%note, "crypto_mb");
+            tracing::info!(%note, "signature engine fallback");
         }
     }
     tracing::info!(

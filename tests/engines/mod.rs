@@ -8,10 +8,15 @@
 //! `LD_LIBRARY_PATH` is needed. On a CPU with AVX-512 IFMA crypto_mb must load and pass every
 //! probe, or the test fails; elsewhere the suites say why it did not run and go on with the
 //! other engines.
+//!
+//! OpenSSL 3 (Debian `libssl3`, installed by `.ci/run`) always runs: its `default` provider,
+//! loaded by name into verdict's own library context, must pass every probe.
 #![allow(dead_code, clippy::expect_used)]
 
 use std::path::PathBuf;
-use verdict::crypto::{AwsLcBackend, Backend, CryptoMbBackend, CryptoMbOptions};
+use verdict::crypto::{
+    AwsLcBackend, Backend, CryptoMbBackend, CryptoMbOptions, OpensslBackend, OpensslOptions,
+};
 
 /// Where the tests load `libcrypto_mb.so` from (setting the venv up first when it is the
 /// venv's).
@@ -65,10 +70,27 @@ pub fn crypto_mb() -> Option<CryptoMbBackend> {
     }
 }
 
-/// Every engine, by name: aws-lc-rs first (the reference), then crypto_mb when it runs here.
+/// The OpenSSL engine on its `default` provider. Panics when it does not load or an algorithm
+/// fails its probe.
+pub fn openssl() -> OpensslBackend {
+    let engine = OpensslBackend::load(&OpensslOptions {
+        provider: Some("default".to_owned()),
+        ..OpensslOptions::default()
+    })
+    .expect("OpenSSL 3 loads its default provider");
+    for (alg, result) in engine.probes() {
+        assert!(result.is_ok(), "OpenSSL failed its {alg} probe: {result:?}");
+    }
+    engine
+}
+
+/// Every engine, by name: aws-lc-rs first (the reference), then OpenSSL, then crypto_mb when
+/// it runs here.
 pub fn all() -> Vec<(&'static str, Box<dyn Backend>)> {
-    let mut engines: Vec<(&'static str, Box<dyn Backend>)> =
-        vec![("aws-lc", Box::new(AwsLcBackend::default()))];
+    let mut engines: Vec<(&'static str, Box<dyn Backend>)> = vec![
+        ("aws-lc", Box::new(AwsLcBackend::default())),
+        ("openssl", Box::new(openssl())),
+    ];
     if let Some(engine) = crypto_mb() {
         engines.push(("crypto-mb", Box::new(engine)));
     }

@@ -37,7 +37,6 @@ mod emsa;
 mod ffi;
 mod health;
 mod probe;
-mod probe_vectors;
 
 pub use probe::{Calibration, break_even_fill};
 
@@ -304,7 +303,9 @@ enum LaneAnswer {
 /// The crypto_mb engine, with aws-lc-rs for everything it does not serve.
 pub struct CryptoMbBackend {
     library: Arc<Library>,
-    fallback: AwsLcBackend,
+    /// What answers every job crypto_mb does not take: aws-lc-rs, or under `auto` an OpenSSL
+    /// engine that is faster for some algorithms (see [`CryptoMbBackend::set_fallback`]).
+    fallback: Arc<dyn Backend>,
     /// Per [`MbFamily`]: the library has it on this CPU and it passed its probe.
     enabled: [bool; FAMILIES],
     /// Per [`MbFamily`]: the fewest jobs of one family that go to a library call; smaller
@@ -381,7 +382,7 @@ impl CryptoMbBackend {
         }
         let mut backend = CryptoMbBackend {
             library: Arc::new(library),
-            fallback: AwsLcBackend::default(),
+            fallback: Arc::new(AwsLcBackend::default()),
             enabled: available,
             min_batch: [1; FAMILIES],
             health: std::array::from_fn(|_| health::Health::default()),
@@ -408,6 +409,14 @@ impl CryptoMbBackend {
         }
         backend.probes = probes;
         Ok(backend)
+    }
+
+    /// Hands every job crypto_mb does not take (other algorithms, groups below a family's
+    /// smallest batch, lanes the library failed) to `fallback` instead of aws-lc-rs. Keys must
+    /// be prepared after this, so they carry the fallback's form too. Call before
+    /// [`CryptoMbBackend::calibrate`], which then measures crypto_mb against it.
+    pub fn set_fallback(&mut self, fallback: Arc<dyn Backend>) {
+        self.fallback = fallback;
     }
 
     /// Where the library was loaded from.
@@ -545,7 +554,7 @@ impl CryptoMbBackend {
     /// crypto_mb form, a family switched off, or an input the fast path does not take (wrong
     /// length, out of range), which aws-lc-rs then rejects or accepts by its own rules.
     fn lane_for(&self, job: &VerifyJob<'_>) -> Option<MbFamily> {
-        let family = match job.key.mb.as_ref()? {
+        let family = match job.key.mb()? {
             MbKey::Rsa(key) => {
                 let fits =
                     job.signature.len() == key.n_be.len() && be_less(job.signature, &key.n_be);
@@ -602,7 +611,7 @@ impl CryptoMbBackend {
                 let mut coordinate_len = 0;
                 for (lane, out) in digests.iter_mut().enumerate() {
                     let Some(job) = lane_job(lane) else { return };
-                    let Some(MbKey::Ec(key)) = job.key.mb.as_ref() else {
+                    let Some(MbKey::Ec(key)) = job.key.mb() else {
                         return;
                     };
                     coordinate_len = key.coordinate_len;
@@ -653,7 +662,7 @@ impl CryptoMbBackend {
                 let mut keys: [&[u8; 32]; LANES] = [&[0; 32]; LANES];
                 for lane in 0..LANES {
                     let Some(job) = lane_job(lane) else { return };
-                    let Some(MbKey::Ed25519(key)) = job.key.mb.as_ref() else {
+                    let Some(MbKey::Ed25519(key)) = job.key.mb() else {
                         return;
                     };
                     let (Some(sig_r), Some(sig_s)) = (
@@ -706,7 +715,7 @@ impl CryptoMbBackend {
             let Some(job) = jobs.get(lane).or(jobs.first()) else {
                 return;
             };
-            let Some(MbKey::Rsa(key)) = job.key.mb.as_ref() else {
+            let Some(MbKey::Rsa(key)) = job.key.mb() else {
                 return;
             };
             if key.bits != bits {
@@ -722,7 +731,7 @@ impl CryptoMbBackend {
             return;
         };
         for (lane, (job, answer)) in jobs.iter().zip(answers.iter_mut()).enumerate() {
-            let (Some(MbKey::Rsa(key)), Some(em)) = (job.key.mb.as_ref(), out.get(lane)) else {
+            let (Some(MbKey::Rsa(key)), Some(em)) = (job.key.mb(), out.get(lane)) else {
                 continue;
             };
             *answer = if self.lane_status(status, lane) != ffi::STATUS_OK {
@@ -741,7 +750,7 @@ impl CryptoMbBackend {
 
 /// The family of a key's crypto_mb form.
 fn key_family(key: &PreparedKey) -> Option<MbFamily> {
-    match key.mb.as_ref()? {
+    match key.mb()? {
         MbKey::Rsa(rsa) => Some(rsa.family),
         MbKey::Ec(ec) => Some(ec.family),
         MbKey::Ed25519(_) => Some(MbFamily::Ed25519),
@@ -757,7 +766,7 @@ impl Backend for CryptoMbBackend {
         if key_family(key).is_some_and(|f| self.serves(f)) {
             self.name()
         } else {
-            self.fallback.name()
+            self.fallback.key_engine(key)
         }
     }
 
@@ -766,10 +775,7 @@ impl Backend for CryptoMbBackend {
         let key = self.fallback.prepare(material, alg)?;
         let mb = self.mb_form(material, alg);
         // Just made, so not shared yet: the crypto_mb form joins it in place.
-        match std::sync::Arc::try_unwrap(key.0) {
-            Ok(parts) => Ok(PreparedKey::new(parts.alg, parts.inner, mb)),
-            Err(shared) => Ok(PreparedKey(shared)),
-        }
+        Ok(key.with_forms(|forms| forms.mb = mb))
     }
 
     fn verify(&self, key: &PreparedKey, message: &[u8], signature: &[u8]) -> Result<(), Reject> {

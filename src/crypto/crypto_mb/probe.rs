@@ -1,7 +1,8 @@
 //! The start-up checks of the crypto_mb engine: a known-answer probe per family (through the
 //! library itself, never the fallback) and `auto`'s self-benchmark against aws-lc-rs.
 
-use super::{CryptoMbBackend, LANES, LaneAnswer, MbFamily, probe_vectors};
+use super::{CryptoMbBackend, LANES, LaneAnswer, MbFamily};
+use crate::crypto::probe_vectors;
 use crate::crypto::{Backend, PreparedKey, VerifyJob};
 use crate::jose::{Algorithm, Curve, KeyMaterial, b64};
 
@@ -119,7 +120,7 @@ impl CryptoMbBackend {
             }
         };
         let key = self.prepare(&material, alg).ok()?;
-        key.mb.is_some().then_some((key, signature))
+        key.mb().is_some().then_some((key, signature))
     }
 
     /// Known-answer check of one family through the library itself (never the fallback): the
@@ -155,7 +156,7 @@ impl CryptoMbBackend {
         signature: &[u8],
     ) -> Result<(), String> {
         let alg = key.algorithm();
-        if key.mb.is_none() {
+        if key.mb().is_none() {
             return Err(format!("{alg} probe key has no crypto_mb form"));
         }
         let mut flipped = signature.to_vec();

@@ -1,27 +1,28 @@
 //! Known-answer vectors for the start-up probe: one key per algorithm and size, and a
 //! signature of [`MESSAGE`] made with the private half (generated once with Python
-//! `cryptography`, then the private keys were discarded). Base64url, no padding.
+//! `cryptography`, then the private keys were discarded). Base64url, no padding. Shared by the
+//! crypto_mb and OpenSSL engines.
 
 /// The signed message.
-pub(super) const MESSAGE: &[u8] = b"verdict crypto_mb start-up probe";
+pub(crate) const MESSAGE: &[u8] = b"verdict crypto_mb start-up probe";
 
 /// An RSA key (e = 65537) with an RS256 and a PS256 signature of [`MESSAGE`].
-pub(super) struct RsaProbe {
-    pub(super) bits: u32,
-    pub(super) n: &'static str,
-    pub(super) rs256: &'static str,
-    pub(super) ps256: &'static str,
+pub(crate) struct RsaProbe {
+    pub(crate) bits: u32,
+    pub(crate) n: &'static str,
+    pub(crate) rs256: &'static str,
+    pub(crate) ps256: &'static str,
 }
 
 /// An EC key with an ES256, ES384 or ES512 signature (JOSE `r || s`) of [`MESSAGE`].
-pub(super) struct EcProbe {
-    pub(super) x: &'static str,
-    pub(super) y: &'static str,
-    pub(super) sig: &'static str,
+pub(crate) struct EcProbe {
+    pub(crate) x: &'static str,
+    pub(crate) y: &'static str,
+    pub(crate) sig: &'static str,
 }
 
 /// RSA-2048, RSA-3072 and RSA-4096.
-pub(super) const RSA: [RsaProbe; 3] = [
+pub(crate) const RSA: [RsaProbe; 3] = [
     RsaProbe {
         bits: 2048,
         n: "lBf8UIAHjws1A07Rt7J13kWKnrO8YBrNo9LRJC3evpN7I7VYwvCHvUYLvMxlZSy4y8SDaBP5h7fP0WNPGsS6KCkK6mCbKqPlFTGrg9CJNFQ7zjvyf7z5ls9xzhwGd8XPdix6uFsxdmd08jk4HuCCEWexu5FtG6x-f4x8JIMdDeQgyv0x9guHPzkd2UtPcC6xzO-0XIiOvwYWAh6o1FGyTHs41CEjhl91C4XzH5_gQAdB0h-WPLgCdooDnyEjiUTzuNrOlHjm9Mcps6oY1l5q6hIO2gRxsmJL94rrXXmlnhkX70XPQVp5ucmEr5a_PDmclSWENaW2MHtU0AVOGNWXNw",
@@ -43,28 +44,57 @@ pub(super) const RSA: [RsaProbe; 3] = [
 ];
 
 /// ES256 on P-256.
-pub(super) const P256: EcProbe = EcProbe {
+pub(crate) const P256: EcProbe = EcProbe {
     x: "bNfWDnrq2Nguuz4VtWoxAgTJ2a108zk8MInBYf-xtRc",
     y: "JYW56UZczSyFPMao1uTAJBFWDerXUO5D5pZ4DBlZzO0",
     sig: "fjS0DvOKHNCF8uB0JXMNEsX17DacLdG6P0nPfmQNu54pvZ7rn71Dgjcsc9u-cZhm0Xc8aGZAMTpdYp27qbjVGg",
 };
 
 /// ES384 on P-384.
-pub(super) const P384: EcProbe = EcProbe {
+pub(crate) const P384: EcProbe = EcProbe {
     x: "7ZYI8r_WBBlciiuILn2ZOv-iuLqM0y1TPEEyYSpVctNebHd7JE7Q2T7hRrqRL1Xm",
     y: "PqfQBC8zWB81rVA6oaGkpVvEdUKfaY2QyGGpGYitI9_DlHb86HDBE4wFSEyCMp8r",
     sig: "LfphewjgzmCF5UvIn3mUHXXDHOgp7yi6M0hWySYdILOPD1Vbi-t9I3bP9IXYy0TKsB_HL-KFjsa3EvGSXtGC-WwxDJZpmTswLqdtky799GwXoR5UMY6I7jsIsuRJBvYE",
 };
 
+/// Ed25519: the public key and a signature of [`MESSAGE`].
+pub(crate) const ED25519_KEY: &str = "Wa5WxZPyS1Al6ufqCDPlsNLtITEXgGQZmL1ZwcVOg9o";
+pub(crate) const ED25519_SIG: &str =
+    "3PL-yaxBmb9joCxs4zpIADimzsqL5dfhOtQpISgLpwvQ3HqSaO2FIuYRauRRA2w_oCmR2CkNKUU5IUsE6LXVDg";
+
+/// Another RSA-2048 key (e = 65537) with the signatures the crypto_mb probe does not need
+/// (generated the same way, for the OpenSSL engine's probe of every RSA algorithm).
+pub(crate) const RSA_2048_B_N: &str = "oTgaJLe0603EIaLjBZU6ibyV0Fs6Z3qqE0FSfzsFSA3nrTcGX--f95s_w_Dvv08XUGETiDvqRA9V5uh49dUJTjknefpWNsPtFQ2Hp__bG_eOPpV5iicsAtHMfWRNGdRNEG-yca_vD7oMGF1hKT-x0QyBHf4JsIZhDWzcaoZirtU0Bri028JkXmbamQ4IBu8eVNPzQioU3bUkeNcJ576Sbp--6_Y1v9aV23hbAUDC95hvyrN-PIoVJ1SXIol2-Ez6vZeLmEtCJrrRhvSYnI5_JzJffr8DgKO9FzK-nQPLGBffNH0lBKNGpv12g5Q2lWUBDa2_a42hdb4B4hkhPPYVaQ";
+/// RS384, RS512, PS384 and PS512 signatures of [`MESSAGE`] under [`RSA_2048_B_N`].
+pub(crate) const RSA_2048_B_SIGS: [(crate::jose::Algorithm, &str); 4] = [
+    (
+        crate::jose::Algorithm::RS384,
+        "mLehl-Kv0te72_9MYN-Rpq4EfiuwlTRAabvvLA_ryhO4QosmRqlz-VzDA6Yei92DWF7HpLQs1CR3L58BuiusecBDAtZ54ISPNa1D1UPG4g6K9ZG__446uQXgRTU01L77H0HDYdAFEIX2k4wyatDQaaJ48mwhLRvh1HK8zhB-HIec2gZTDXzdK_K-AKeGFxWlCuGOhG2kD1o10aSeG_dy-hZeRoQ58DIQlMhwq1T3eCHGnLTRL-uhSeZaQAiSP9jLMZGf17mXChbnju6nESYJamPZgbdVOuRWr4r_GlNX0NyHvCDMWZLCXOfugwnPRZHp5RM8gtdID1vfqsVcx1OCGg",
+    ),
+    (
+        crate::jose::Algorithm::RS512,
+        "TzEGtQARe3iuNo9uUEI0S3gA0XyVhyhVHtp7MpA8-ZRrSMztsEhRhRofz0VmO9d1zZbnXoimaBkaT6CS6tIBdX2_r-8rxKJ3tajCSnn77LyHtmFfNG-2IyZFancQxf4n5BwnTidVNheDMizbA3DMhJq4U5wBuTUtrd_V_YCvgi7quoI_jxUKwxobe1TG9EvhxImzMOUf6yXmPah9XNClk7Oh5webE8Cq67mHrmD8fyKAsYh5ZWSANTkNE2Qukng3VhOR1tkzSIbLfZPogYP3qc10q5l4W8IFAIi-37NlnzoIP7nYJxoWlyTNxHuKKTGsy1D9QCwWIloj9zrQHiQABw",
+    ),
+    (
+        crate::jose::Algorithm::PS384,
+        "diDpSYWwAt5BD4EE-GZfcHxvkBj6gL9QXwIq6-Ea4xlgZ4bzm5gCmF5JJFEOzDq1Kkl4PjKGhdjVqfIqT6aPuXrfOKL3a4fVoCLWZ46zYcA_c2tK0KnhKxLe4TXuCz0ALkWvUOhgZ6B4kEla9Pa2l-Urrn3U5zln5pkONJ2k-ajgNyphuNIiNVinyBEX5MN1UnqJvweBdxAMUm7YEQUorOPBXioSwgQplteST0v1mYiPYDQ34tva6t4HJ8u8IHaWuCAilgRM1oOsoZui4gscfK_VzdxPjzqsK0q1H07rbx4Eg2eDigtgNNTslPdp29KA1MNV00bYUdgQ1D1ZzLr8AA",
+    ),
+    (
+        crate::jose::Algorithm::PS512,
+        "kc23uzpG1592Dm6sRZ7ct0B_aw6BVbQDEBLYdCuURsOAno02l-5JpI05RTTXxsI2sVMg4BRs3jdWISEbkSkPIKkxJvHiPYRipRZx0hd8QFLbwB4E_dlzhRQ1TofX20j8Zffz7rg7D_OuCn0_CM2erKFkQ4vdBToZSDiWyRHHzT7QhObRapg363DQFbkDFeTGMAdgs2VSp82ba2Ze2KKaJTOAFklTF-53Ask6XzQIKYPJI4284H2qmuHIrn0LjM2KXBI87Sz7pH3h0J-J22xy6MALYq6NsvrnKtYAE1lSqv5EUDB4S5-gkOUAPweq6UhfHV_ZO1qxpoHV162DqyANGA",
+    ),
+];
+
 /// ES512 on P-521.
-pub(super) const P521: EcProbe = EcProbe {
-    x: "AYJFaIKrOvj1vp1AByZj782j-Su3coLAG7aHeDTMrlKgl-bzWw-Fy6RfzIIYllWYV3jIg3rsSI_SzLu7WbLTEZPs",
-    y: "AR_Fg8ftyxElZjIFnzmHtU7kB8fcIxnsbjcq8u3IsyBD5jbLuje5T2y1wYL1seMe34qDZ2Rr6prhYeNsuSysZ-PO",
-    sig: "ACQsJ4chLquNY71JVvlOSdjOnlKNYZYZXqltochbJ21ePpTMPJ5GWknbitL6cTJHwxfFD3C65Z3XPdUscjlB6ZU9\
-          ARNTGZ-Dz7zVBTTmV2D37BzIZRp2RN26WzgFCNZh2hAjPFzVfxzHh7UDEnQ-acTVmusrVDvFoLh_KTmUHM7e6mh8",
+pub(crate) const P521: EcProbe = EcProbe {
+    x: "AH-i7q9smborBqIEKkf3YbTGcBFdMleT_w531C4OAwN197nrzN9IoDvW1a6-d0GOnV5fGPIh9xNcSn2Wy8anIthw",
+    y: "ADLy548Awx3m7A8E5SSjzcY0QH69YoYXQ8YOr7DWgT9KTXDiZ8XfoEEqdkU1NXt-WpTlC4oH97XugyOYyqYxOKmy",
+    sig: "AbwlOi2Ih5e_yPCi3BsHAFQ8PrxPJrEIhhJ5tNSsmbV5hymQIfFLOJyo_VlNWVZI-XxMrSUzsml4W7B5svfV5D7yAW9LpptAd7ZvJjTCwm3bAxe0aYM1UY0TxNCReh3ZLcexp50tpPqOIzVmiuSX8a9uwLa-DIgVHfQaFmYPKSqX-yO6",
 };
 
-/// Ed25519: the public key and a signature of [`MESSAGE`].
-pub(super) const ED25519_KEY: &str = "Wa5WxZPyS1Al6ufqCDPlsNLtITEXgGQZmL1ZwcVOg9o";
-pub(super) const ED25519_SIG: &str =
-    "3PL-yaxBmb9joCxs4zpIADimzsqL5dfhOtQpISgLpwvQ3HqSaO2FIuYRauRRA2w_oCmR2CkNKUU5IUsE6LXVDg";
+/// ES256K on secp256k1.
+pub(crate) const SECP256K1: EcProbe = EcProbe {
+    x: "68I6GqGIbMcIXDfh__fK0tszOcICFaC-Bd2qVtgeM3o",
+    y: "fddDLbvtTDxFW8EqL-0tF-zI-TaFPicKjf5kMycaX68",
+    sig: "hm9GpbZHycISbdjbMgwYpiiOZY096imBKFVkJutJk4HIepE_mm7b7TEStyZRjR2VDNeWEJ_ixcxz0GBQY1lvZw",
+};
