@@ -3,7 +3,7 @@
 
 use clap::Parser;
 
-/// mimalloc when built with `--features mimalloc` (see Cargo.toml); else the system allocator.
+/// mimalloc (the default feature `mimalloc`, see Cargo.toml); else the system allocator.
 #[cfg(feature = "mimalloc")]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
