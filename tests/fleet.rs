@@ -23,6 +23,9 @@ const GRPC_UNAUTHENTICATED: i32 = 16;
 /// measured figure is printed by `propagation_p50_p99_and_delete`).
 const REACH: Duration = Duration::from_secs(10);
 
+/// The ACL user's password in `acl_user_and_password_from_a_file`.
+const REDIS_PASSWORD: &str = "fleet-s3cret-7d1f";
+
 /// One fleet at a time: the timings are this fleet's, not a neighbour test's.
 /// (An async mutex: it is held across the tests' awaits, and a failed test does not poison it.)
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -37,8 +40,12 @@ struct Fleet {
 
 impl Fleet {
     fn new(extra: &str) -> Fleet {
+        Fleet::on(Redis::start(), extra)
+    }
+
+    fn on(redis: Redis, extra: &str) -> Fleet {
         Fleet {
-            redis: Redis::start(),
+            redis,
             dir: Scratch::new("fleet"),
             extra: extra.to_owned(),
         }
@@ -69,6 +76,7 @@ impl Fleet {
             &[
                 ("jwks.json", jwks.as_slice()),
                 ("admin.token", format!("{TOKEN}\n").as_bytes()),
+                ("redis.password", format!("{REDIS_PASSWORD}\n").as_bytes()),
             ],
         )
     }
@@ -462,6 +470,46 @@ async fn the_same_token_revoked_on_two_instances_at_once_stays_revoked() {
         second["id"],
         "the other instance's entry is the one left"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acl_user_and_password_from_a_file() {
+    // Redis with the default user off: only `verdict` with its password may connect. The
+    // password comes from a file and must never reach a log line.
+    let _serial = SERIAL.lock().await;
+    let fleet = Fleet::on(
+        Redis::start_with_acl("verdict", REDIS_PASSWORD),
+        "username = \"verdict\"\npassword_file = \"redis.password\"",
+    );
+    let a = fleet.member("a");
+    let b = [fleet.member("b")];
+    let mut clients = clients(&b).await;
+    let token = token("acl");
+    assert_eq!(code(&mut clients[0], &token).await, GRPC_OK);
+    revoke(&a, "acl");
+    assert!(
+        until(&mut clients[0], &token, GRPC_UNAUTHENTICATED, REACH)
+            .await
+            .is_some(),
+        "a revocation crosses an authenticated Redis"
+    );
+    assert_eq!(metric(&a, "verdict_fleet_connected"), 1.0);
+    // A wrong user is refused by Redis: that instance never reports ready, and says why.
+    let wrong = Fleet::on(
+        Redis::start_with_acl("verdict", REDIS_PASSWORD),
+        "username = \"mallory\"\npassword_file = \"redis.password\"",
+    );
+    let refused = wrong.member_unready("x");
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(refused.admin_get("/readyz").0, 503, "{}", refused.logs());
+    assert_eq!(metric(&refused, "verdict_fleet_connected"), 0.0);
+    for server in [&a, &refused] {
+        assert!(
+            !server.logs().contains(REDIS_PASSWORD),
+            "the password reached a log:\n{}",
+            server.logs()
+        );
+    }
 }
 
 /// The soak (`#[ignore]`d; `FLEET_SOAK_S`, default 600): three instances under `verdict-load`

@@ -12,11 +12,23 @@ pub struct Redis {
     /// Its address.
     pub addr: SocketAddr,
     child: Option<Child>,
+    /// `Some((user, password))`: the default user is off and only this ACL user may connect.
+    acl: Option<(String, String)>,
 }
 
 impl Redis {
     /// Starts one on a free port and waits until it answers `PING`.
     pub fn start() -> Redis {
+        Redis::start_with(None)
+    }
+
+    /// Starts one whose only user is the ACL user `user` with `password` (the default user
+    /// off), so a client must `AUTH user password`.
+    pub fn start_with_acl(user: &str, password: &str) -> Redis {
+        Redis::start_with(Some((user.to_owned(), password.to_owned())))
+    }
+
+    fn start_with(acl: Option<(String, String)>) -> Redis {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free port")
@@ -24,6 +36,7 @@ impl Redis {
         let mut redis = Redis {
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
             child: None,
+            acl,
         };
         redis.start_again();
         redis
@@ -37,10 +50,19 @@ impl Redis {
     /// Starts it (again) on its port: empty, since nothing is persisted.
     pub fn start_again(&mut self) {
         assert!(self.child.is_none(), "redis-server is already running");
-        let child = Command::new("redis-server")
+        let mut command = Command::new("redis-server");
+        command
             .args(["--bind", "127.0.0.1", "--port"])
             .arg(self.addr.port().to_string())
-            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"]);
+        if let Some((user, password)) = &self.acl {
+            command
+                .args(["--user", "default", "off"])
+                .args(["--user", user, "on"])
+                .arg(format!(">{password}"))
+                .args(["~*", "&*", "+@all"]);
+        }
+        let child = command
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -75,21 +97,35 @@ impl Redis {
     pub fn command(&self, args: &[&str]) -> Option<String> {
         let mut stream = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1)).ok()?;
         stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-        let mut request = format!("*{}\r\n", args.len());
-        for arg in args {
-            request.push_str(&format!("${}\r\n{arg}\r\n", arg.len()));
-        }
-        stream.write_all(request.as_bytes()).ok()?;
-        let mut reply = Vec::new();
-        let mut byte = [0u8; 1];
-        while stream.read(&mut byte).ok()? == 1 {
-            if byte[0] == b'\n' {
-                break;
+        let encode = |args: &[&str]| {
+            let mut request = format!("*{}\r\n", args.len());
+            for arg in args {
+                request.push_str(&format!("${}\r\n{arg}\r\n", arg.len()));
             }
-            reply.push(byte[0]);
+            request
+        };
+        let mut request = String::new();
+        if let Some((user, password)) = &self.acl {
+            request.push_str(&encode(&["AUTH", user, password]));
         }
-        let line = String::from_utf8_lossy(&reply).trim_end().to_owned();
-        (!line.is_empty()).then_some(line)
+        request.push_str(&encode(args));
+        stream.write_all(request.as_bytes()).ok()?;
+        let read_line = |stream: &mut TcpStream| -> Option<String> {
+            let mut reply = Vec::new();
+            let mut byte = [0u8; 1];
+            while stream.read(&mut byte).ok()? == 1 {
+                if byte[0] == b'\n' {
+                    break;
+                }
+                reply.push(byte[0]);
+            }
+            let line = String::from_utf8_lossy(&reply).trim_end().to_owned();
+            (!line.is_empty()).then_some(line)
+        };
+        if self.acl.is_some() && read_line(&mut stream)?.as_str() != "+OK" {
+            return None;
+        }
+        read_line(&mut stream)
     }
 
     /// `XLEN stream`.
