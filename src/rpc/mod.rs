@@ -132,27 +132,20 @@ impl ServiceState {
     /// [`crate::keys::live`]) and is then decided again on the new snapshot; every other
     /// request is decided without waiting.
     pub async fn decide_fresh(&self, view: &RequestView<'_>) -> Decision {
-        let mut providers = self.providers.load_full();
-        let mut decision = self.decide_on(view, &providers).await;
-        // Twice at most: a miss that joined a fetch already in flight may get the key set as it
-        // was before the IdP rotated; the second round asks for a fetch of its own.
-        for round in 0..2 {
-            let Some((provider, kid)) = providers.unknown_kid(&decision, view) else {
-                return decision;
-            };
-            let Some(live) = provider.live.clone() else {
-                return decision;
-            };
-            if live.on_unknown_kid(&kid, provider.keys_generation).await != KidMiss::Refetched {
-                if round > 0 {
-                    live.remember_absent(&kid, provider.keys_generation);
-                }
-                return decision;
-            }
-            providers = self.providers.load_full();
-            decision = self.decide_on(view, &providers).await;
+        let providers = self.providers.load_full();
+        let decision = self.decide_on(view, &providers).await;
+        let Some((provider, kid)) = providers.unknown_kid(&decision, view) else {
+            return decision;
+        };
+        let Some(live) = provider.live.clone() else {
+            return decision;
+        };
+        if live.on_unknown_kid(&kid, provider.keys_generation).await != KidMiss::Refetched {
+            return decision;
         }
-        if let Some((provider, kid)) = providers.unknown_kid(&decision, view)
+        let fresh = self.providers.load_full();
+        let decision = self.decide_on(view, &fresh).await;
+        if let Some((provider, kid)) = fresh.unknown_kid(&decision, view)
             && let Some(live) = &provider.live
         {
             live.remember_absent(&kid, provider.keys_generation);
