@@ -171,11 +171,6 @@ impl LiveSource {
         } else if self.gate.try_claim(self.now_ms()) {
             count("refetch");
             self.wake.notify_one();
-        } else if self.published.load(Ordering::Acquire) > generation {
-            // A fetch that was in flight at the first look finished since (it publishes before
-            // it clears `in_flight`): its key set is the one to decide on.
-            count("newer");
-            return KidMiss::Refetched;
         } else {
             count("rate_limited");
             return KidMiss::Deny;
