@@ -18,7 +18,7 @@ use super::ext_authz::{ExtAuthz, answer_frame};
 use crate::policy::RequestView;
 use crate::runtime::{Incoming, ShutdownSignal, conn};
 use bytes::{Buf, Bytes, BytesMut};
-use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+use http::{HeaderMap, HeaderValue, Method, Request, Response};
 use http_body_util::{BodyExt, Either};
 use hyper::body::{Body, Frame, Incoming as IncomingBody, SizeHint};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -178,7 +178,6 @@ fn failed(code: &'static str, why: impl std::fmt::Display) -> Response<UnaryBody
         data: None,
         trailers: None,
     });
-    *response.status_mut() = StatusCode::OK;
     grpc_headers(&mut response);
     let headers = response.headers_mut();
     headers.insert("grpc-status", HeaderValue::from_static(code));

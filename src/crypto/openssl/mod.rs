@@ -115,20 +115,26 @@ pub(crate) struct Context {
     required_provider: Option<String>,
 }
 
-/// The algorithms OpenSSL may serve (HMAC stays on aws-lc-rs).
-pub const ALGORITHMS: [Algorithm; 11] = [
-    Algorithm::RS256,
-    Algorithm::RS384,
-    Algorithm::RS512,
-    Algorithm::PS256,
-    Algorithm::PS384,
-    Algorithm::PS512,
-    Algorithm::ES256,
-    Algorithm::ES384,
-    Algorithm::ES512,
-    Algorithm::ES256K,
-    Algorithm::EdDSA,
-];
+/// The algorithms OpenSSL may serve: [`Algorithm::ALL`] without HMAC (which stays on
+/// aws-lc-rs), derived at compile time so a new algorithm cannot be forgotten here.
+#[allow(
+    clippy::indexing_slicing,
+    reason = "evaluated at compile time: an index out of range fails the build, not a request"
+)]
+pub const ALGORITHMS: [Algorithm; 11] = {
+    let mut out = [Algorithm::RS256; 11];
+    let (mut i, mut n) = (0, 0);
+    while i < Algorithm::ALL.len() {
+        let alg = Algorithm::ALL[i];
+        if !matches!(alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512) {
+            out[n] = alg;
+            n += 1;
+        }
+        i += 1;
+    }
+    assert!(n == out.len(), "every non-HMAC algorithm, exactly");
+    out
+};
 
 fn index(alg: Algorithm) -> Option<usize> {
     ALGORITHMS.iter().position(|a| *a == alg)
